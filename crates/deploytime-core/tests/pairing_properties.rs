@@ -2,6 +2,7 @@
 //! applied to an in-memory ledger the way the server applies them, and the
 //! invariants every store must keep are checked after each step.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of a test binary: a panic is a failed test
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
