@@ -1,0 +1,230 @@
+//! Which database, and how to connect to it.
+//!
+//! The backend is chosen from the URL scheme here, not by trying each backend in
+//! turn: SQLite accepts any string as a file name, so trial and error would turn
+//! a MySQL "access denied" into a stray SQLite file. Connection errors are the
+//! database's own.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+
+#[cfg(feature = "mysql")]
+use diesel::mysql::MysqlConnection;
+
+/// One connection to whichever database the server was given; every query is
+/// written once against it.
+#[cfg(feature = "mysql")]
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+    Mysql(MysqlConnection),
+}
+
+/// One connection to whichever database the server was given; every query is
+/// written once against it.
+#[cfg(not(feature = "mysql"))]
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+}
+
+/// A parsed `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Mysql(String),
+}
+
+/// Why a `DATABASE_URL` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseUrlError {
+    #[error(
+        "this build has no MySQL support; rebuild with `--features mysql` (it needs libmariadb-dev or libmysqlclient-dev)"
+    )]
+    MysqlNotCompiled,
+    #[error(
+        "unsupported database URL scheme `{0}`: use mysql://user:password@host:3306/database, sqlite://PATH or a plain file path"
+    )]
+    UnsupportedScheme(String),
+    #[error("the SQLite path is empty")]
+    EmptyPath,
+}
+
+impl DatabaseUrl {
+    /// The embedded default: a SQLite file in the working directory.
+    pub const DEFAULT: &'static str = "deploytime.db";
+
+    pub fn parse(raw: &str) -> Result<Self, DatabaseUrlError> {
+        let raw = raw.trim();
+        if let Some(rest) = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+        {
+            if rest.is_empty() {
+                return Err(DatabaseUrlError::EmptyPath);
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(rest)));
+        }
+        if raw.starts_with("mysql://") || raw.starts_with("mariadb://") {
+            if cfg!(feature = "mysql") {
+                return Ok(DatabaseUrl::Mysql(raw.replacen(
+                    "mariadb://",
+                    "mysql://",
+                    1,
+                )));
+            }
+            return Err(DatabaseUrlError::MysqlNotCompiled);
+        }
+        if let Some((scheme, _)) = raw.split_once("://") {
+            return Err(DatabaseUrlError::UnsupportedScheme(scheme.to_owned()));
+        }
+        if raw.is_empty() {
+            return Err(DatabaseUrlError::EmptyPath);
+        }
+        Ok(DatabaseUrl::Sqlite(PathBuf::from(raw)))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            DatabaseUrl::Sqlite(_) => "sqlite",
+            DatabaseUrl::Mysql(_) => "mysql",
+        }
+    }
+
+    /// Opens one connection, with the database's own error on failure.
+    pub fn establish(&self) -> ConnectionResult<DbConnection> {
+        match self {
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                // Every pooled connection: WAL so readers never wait for the writer,
+                // a busy timeout instead of failing at once when another process
+                // writes, foreign keys enforced, and full fsync so an acknowledged
+                // event survives a power cut.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                     PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+                )
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            #[cfg(feature = "mysql")]
+            DatabaseUrl::Mysql(url) => MysqlConnection::establish(url).map(DbConnection::Mysql),
+            #[cfg(not(feature = "mysql"))]
+            DatabaseUrl::Mysql(_) => Err(ConnectionError::BadConnection(
+                DatabaseUrlError::MysqlNotCompiled.to_string(),
+            )),
+        }
+    }
+}
+
+/// Shows where the database is without ever showing a password.
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Mysql(raw) => match url::Url::parse(raw) {
+                Ok(mut url) => {
+                    if url.password().is_some() {
+                        // Only fails for URLs that cannot have a password at all.
+                        let _ = url.set_password(Some("***"));
+                    }
+                    write!(f, "{url}")
+                }
+                Err(_) => f.write_str("mysql://(unparseable URL)"),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Hands out connections to the r2d2 pool.
+#[derive(Debug, Clone)]
+pub struct DbConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl DbConnectionManager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+}
+
+impl r2d2::ManageConnection for DbConnectionManager {
+    type Connection = DbConnection;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectionError> {
+        self.url.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        conn.batch_execute("SELECT 1")
+            .map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        // A connection left inside a failed transaction must not be reused.
+        use diesel::connection::{TransactionManager, TransactionManagerStatus};
+        matches!(
+            <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn),
+            TransactionManagerStatus::InError
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheme_picks_the_backend() {
+        assert_eq!(
+            DatabaseUrl::parse("deploytime.db").unwrap(),
+            DatabaseUrl::Sqlite("deploytime.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/dt.db").unwrap(),
+            DatabaseUrl::Sqlite("/var/lib/dt.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:data/dt.db").unwrap(),
+            DatabaseUrl::Sqlite("data/dt.db".into())
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://x@y/z"),
+            Err(DatabaseUrlError::UnsupportedScheme(s)) if s == "postgres"
+        ));
+        assert!(matches!(
+            DatabaseUrl::parse("sqlite://"),
+            Err(DatabaseUrlError::EmptyPath)
+        ));
+    }
+
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn mysql_urls_never_show_their_password() {
+        let url = DatabaseUrl::parse("mysql://app:s3cret@db:3306/deploytime").unwrap();
+        let shown = url.to_string();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("app:***@db:3306/deploytime"), "{shown}");
+        assert!(!format!("{url:?}").contains("s3cret"));
+    }
+
+    #[cfg(not(feature = "mysql"))]
+    #[test]
+    fn mysql_urls_need_the_feature() {
+        assert!(matches!(
+            DatabaseUrl::parse("mysql://app:pw@db/x"),
+            Err(DatabaseUrlError::MysqlNotCompiled)
+        ));
+    }
+}

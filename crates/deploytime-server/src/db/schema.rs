@@ -1,0 +1,42 @@
+//! The tables, as diesel sees them. Written by hand to match both
+//! `migrations/sqlite` and `migrations/mysql`, which must stay in step.
+
+diesel::table! {
+    deployments (seq) {
+        seq -> BigInt,
+        id -> Text,
+        component -> Text,
+        environment -> Text,
+        version -> Nullable<Text>,
+        owner -> Nullable<Text>,
+        state -> Text,
+        status -> Nullable<Text>,
+        started_at -> Nullable<BigInt>,
+        finished_at -> Nullable<BigInt>,
+        duration_us -> Nullable<BigInt>,
+        anchor_at -> BigInt,
+        revision -> Integer,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    events (seq) {
+        seq -> BigInt,
+        id -> Text,
+        deployment_id -> Text,
+        phase -> Text,
+        component -> Text,
+        environment -> Text,
+        status -> Nullable<Text>,
+        version -> Nullable<Text>,
+        owner -> Nullable<Text>,
+        occurred_at -> BigInt,
+        received_at -> BigInt,
+        attributes -> Text,
+        fingerprint -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(deployments, events);

@@ -1,0 +1,188 @@
+//! The store call's transaction: idempotency check, pairing, and the writes to the
+//! ledger and the deployments table, all or nothing.
+//!
+//! Concurrency is handled by the database, not by checking first: the event id and
+//! the deployment id are unique indexes, and a deployment is only updated at the
+//! revision it was read at. When a concurrent writer wins one of those races the
+//! whole transaction is run again, and on the second reading the loser sees what
+//! happened (a replay, or a conflict) and answers accordingly.
+
+use chrono::{DateTime, Utc};
+use deploytime_core::deployment::pair;
+use deploytime_core::time::to_micros;
+use deploytime_core::{Deployment, NewEvent, PairingError, Phase};
+use diesel::Connection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use uuid::Uuid;
+
+use super::DbConnection;
+use super::models::{CorruptRow, DeploymentRow, EventRow};
+use super::queries;
+
+/// How many times a transaction that lost a race is run again. Each retry sees the
+/// winner's committed rows, so one retry nearly always settles it.
+const MAX_ATTEMPTS: usize = 4;
+
+/// The result of a store call.
+#[derive(Debug)]
+pub struct Stored {
+    pub event: EventRow,
+    pub deployment: DeploymentRow,
+    /// True when the event had been stored before (an idempotent replay).
+    pub replayed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Pairing(#[from] PairingError),
+    #[error("event {event_id} was already stored with different content")]
+    IdempotencyConflict { event_id: Uuid },
+    #[error(transparent)]
+    Corrupt(#[from] CorruptRow),
+    #[error("the store call kept losing races with concurrent writers")]
+    Contended,
+    #[error(transparent)]
+    Database(#[from] DieselError),
+}
+
+/// Errors inside one attempt; `Retry` ends it so that the next attempt starts from
+/// a fresh transaction.
+#[derive(Debug)]
+enum AttemptError {
+    Retry,
+    Fail(StoreError),
+}
+
+impl From<DieselError> for AttemptError {
+    fn from(e: DieselError) -> Self {
+        match &e {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
+                _,
+            ) => AttemptError::Retry,
+            _ => AttemptError::Fail(StoreError::Database(e)),
+        }
+    }
+}
+
+/// Ends the attempt with a failure that retrying cannot fix.
+fn fail(e: impl Into<StoreError>) -> AttemptError {
+    AttemptError::Fail(e.into())
+}
+
+/// Stores one validated event and applies it to its deployment.
+pub fn store_event(
+    conn: &mut DbConnection,
+    event: &NewEvent,
+    received_at: DateTime<Utc>,
+) -> Result<Stored, StoreError> {
+    for _ in 0..MAX_ATTEMPTS {
+        match conn.transaction(|conn| attempt(conn, event, received_at)) {
+            Ok(stored) => return Ok(stored),
+            Err(AttemptError::Retry) => continue,
+            Err(AttemptError::Fail(e)) => return Err(e),
+        }
+    }
+    Err(StoreError::Contended)
+}
+
+fn attempt(
+    conn: &mut DbConnection,
+    event: &NewEvent,
+    received_at: DateTime<Utc>,
+) -> Result<Stored, AttemptError> {
+    if let Some(event_id) = event.event_id
+        && let Some(existing) = queries::find_event(conn, &event_id.to_string())?
+    {
+        return replay(conn, event, existing);
+    }
+
+    let target = match (event.deployment_id, event.kind.phase()) {
+        (Some(id), _) => queries::find_deployment(conn, &id.to_string())?,
+        (None, Phase::Finish) => queries::find_latest_running(
+            conn,
+            event.component.as_str(),
+            event.environment.as_str(),
+        )?,
+        (None, Phase::Start) => None,
+    };
+    let (target, revision, created_at) = match target {
+        Some(row) => {
+            let deployment = row.to_deployment().map_err(fail)?;
+            (Some(deployment), row.revision, row.created_at)
+        }
+        None => (None, 0, to_micros(received_at)),
+    };
+
+    let now = to_micros(received_at);
+    let pairing = pair(event, target, Uuid::now_v7()).map_err(fail)?;
+    let deployment_row = match &pairing {
+        deploytime_core::Pairing::Insert(d) => {
+            let row = DeploymentRow::from_deployment(d, 0, now, now);
+            queries::insert_deployment(conn, &row)?;
+            row
+        }
+        deploytime_core::Pairing::Update { after, .. } => {
+            let row = DeploymentRow::from_deployment(after, revision + 1, created_at, now);
+            if queries::update_deployment(conn, &row, revision)? != 1 {
+                return Err(AttemptError::Retry);
+            }
+            row
+        }
+    };
+
+    let event_row = event_row(event, pairing.deployment(), received_at);
+    queries::insert_event(conn, &event_row)?;
+    Ok(Stored {
+        event: event_row,
+        deployment: deployment_row,
+        replayed: false,
+    })
+}
+
+/// The same event id again: the original result if it is the same call, a
+/// conflict if it is not.
+fn replay(
+    conn: &mut DbConnection,
+    event: &NewEvent,
+    existing: EventRow,
+) -> Result<Stored, AttemptError> {
+    if existing.fingerprint != event.fingerprint {
+        return Err(AttemptError::Fail(StoreError::IdempotencyConflict {
+            event_id: event.event_id.unwrap_or_default(),
+        }));
+    }
+    let deployment = queries::find_deployment(conn, &existing.deployment_id)?.ok_or_else(|| {
+        AttemptError::Fail(StoreError::Corrupt(CorruptRow {
+            id: existing.deployment_id.clone(),
+            reason: format!(
+                "event {} names a deployment that is not stored",
+                existing.id
+            ),
+        }))
+    })?;
+    Ok(Stored {
+        event: existing,
+        deployment,
+        replayed: true,
+    })
+}
+
+fn event_row(event: &NewEvent, deployment: &Deployment, received_at: DateTime<Utc>) -> EventRow {
+    EventRow {
+        id: event.event_id.unwrap_or_else(Uuid::now_v7).to_string(),
+        deployment_id: deployment.id.to_string(),
+        phase: event.kind.phase().as_str().to_owned(),
+        component: event.component.to_string(),
+        environment: event.environment.to_string(),
+        status: event.kind.status().map(|s| s.as_str().to_owned()),
+        version: event.version.clone(),
+        owner: event.owner.clone(),
+        occurred_at: to_micros(event.occurred_at),
+        received_at: to_micros(received_at),
+        // A map of strings always serialises.
+        attributes: serde_json::to_string(&event.attributes).unwrap_or_else(|_| "{}".into()),
+        fingerprint: event.fingerprint.clone(),
+    }
+}

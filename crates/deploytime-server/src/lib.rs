@@ -1,0 +1,10 @@
+//! deploytime-server: the HTTP API that stores deploy events and pairs them into
+//! deployments. `main.rs` only parses the command line; everything else is here so
+//! the tests run the very same application.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;
