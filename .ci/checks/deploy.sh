@@ -225,8 +225,13 @@ def attempt(user, pw, source):
 cases = [
     ("web host 127.0.0.1, right password: logs in and may create tables",
      attempt(db, password, "127.0.0.1"), f"{db}@127.0.0.1"),
-    ("other host 127.0.0.2, right password: host not allowed (1130)",
-     attempt(db, password, "127.0.0.2"), 1130),
+    # 1130 (host not allowed) when no account matches 127.0.0.2; 1045 once any
+    # '%' account has existed on this shared server since its last start or
+    # FLUSH PRIVILEGES (MariaDB keeps wildcard host patterns until then).
+    # Refused either way; check_mariadb_untouched has already shown that the
+    # converge user exists for the web hosts' addresses only.
+    ("other host 127.0.0.2, right password: refused (1130 or 1045)",
+     attempt(db, password, "127.0.0.2"), {1130, 1045}),
     ("web host 127.0.0.1, wrong password: denied (1045)",
      attempt(db, password + "x", "127.0.0.1"), 1045),
     ("web host 127.0.0.1, user that was not created: denied (1045)",
@@ -234,7 +239,7 @@ cases = [
 ]
 bad = 0
 for name, got, want in cases:
-    ok = got == want
+    ok = got in want if isinstance(want, set) else got == want
     bad += not ok
     print(f"{'ok  ' if ok else 'FAIL'} {name}: got {got!r}")
 sys.exit(bad)
