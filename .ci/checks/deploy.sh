@@ -70,6 +70,8 @@ setup_tools() {
   command -v nft >/dev/null || missing+=(nftables)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v mariadb >/dev/null || command -v mysql >/dev/null || missing+=(mariadb-client)
+  # Debian's own python3 makes venvs only with python3-venv installed.
+  python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
   if ((${#missing[@]})); then
     log "apt-get install ${missing[*]}"
     apt-get update -qq
