@@ -54,6 +54,10 @@ for candidate in "$ROOT/target-ci/venv/bin/python" python3 "$ROOT/target-ci/venv
   fi
 done
 if [[ -z $PY ]]; then
+  if ! python3 -c 'import ensurepip' 2>/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
   python3 -m venv "$ROOT/target-ci/venv-yaml"
   "$ROOT/target-ci/venv-yaml/bin/pip" install -q --disable-pip-version-check PyYAML==6.0.3
   PY=$ROOT/target-ci/venv-yaml/bin/python
