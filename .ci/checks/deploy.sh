@@ -69,6 +69,7 @@ setup_tools() {
   local missing=()
   command -v nft >/dev/null || missing+=(nftables)
   command -v ip >/dev/null || missing+=(iproute2)
+  command -v systemd-analyze >/dev/null || missing+=(systemd)
   command -v mariadb >/dev/null || command -v mysql >/dev/null || missing+=(mariadb-client)
   # Debian's own python3 makes venvs only with python3-venv installed.
   python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
@@ -143,6 +144,30 @@ check_vault() {
     echo "a secret in group_vars does not come from the vault"
     return 1
   fi
+}
+
+check_web_unit() {
+  # The web role's unit cannot run here (no systemd as PID 1), but systemd can
+  # still read it: no unknown or misspelt directive, and the hardening holds.
+  local dir=$WORK/web-unit
+  rm -rf "$dir"
+  mkdir -p "$dir/bin"
+  printf '#!/bin/sh\n' >"$dir/bin/deploytime-server"
+  chmod +x "$dir/bin/deploytime-server"
+  (
+    cd "$ANSIBLE_DIR"
+    ANSIBLE_VAULT_PASSWORD_FILE=$ANSIBLE_DIR/vault-password.example ansible localhost -i localhost, -c local \
+      -m ansible.builtin.template -a "src=roles/web/templates/deploytime.service.j2 dest=$dir/deploytime.service mode=0644" \
+      -e @roles/web/defaults/main.yml -e "web_install_dir=$dir" -e "ansible_python_interpreter=$VENV/bin/python" >/dev/null
+  )
+  local out
+  out=$(systemd-analyze verify "$dir/deploytime.service" 2>&1)
+  if [[ -n $out ]]; then
+    echo "$out"
+    return 1
+  fi
+  # Exposure 0 (locked down) to 10 (unprotected); fail above 2.0.
+  systemd-analyze security --offline=true --threshold=20 "$dir/deploytime.service" | tail -n1
 }
 
 mysql_root() { mariadb --protocol=socket -uroot -N -B "$@"; }
@@ -356,6 +381,7 @@ check "hadolint docker/Dockerfile" check_hadolint
 check "compose file against the Compose specification" check_compose
 check "ansible-playbook --syntax-check and ansible-lint (production)" check_ansible_static
 check "ansible secrets come from the vault" check_vault
+check "web role's systemd unit: systemd-analyze verify and security" check_web_unit
 
 if nft list ruleset >/dev/null 2>&1; then FIREWALL=true; else FIREWALL=false; fi
 trap cleanup_converge EXIT
