@@ -172,6 +172,9 @@ pub struct EventInput {
     pub event_id: Option<String>,
     pub timestamp: Option<String>,
     pub attributes: Option<BTreeMap<String, String>>,
+    /// What was wrong while reading the raw fields (wrong types, unknown names);
+    /// reported by [`EventInput::validate`] together with every other error.
+    pub reading_errors: Vec<FieldError>,
 }
 
 /// The phase of an event, carrying the status a `finish` must have, so that a
@@ -261,8 +264,8 @@ impl EventInput {
             )]));
         };
         let mut input = EventInput::default();
-        let mut errors = Vec::new();
         for (key, value) in object {
+            let errors = &mut input.reading_errors;
             if key == "attributes" {
                 match value {
                     Value::Null => {}
@@ -290,26 +293,24 @@ impl EventInput {
             }
             let Some(slot) = input.slot(&key) else {
                 let message = suggestion(&key);
-                errors.push(FieldError::new(key, message));
+                input.reading_errors.push(FieldError::new(key, message));
                 continue;
             };
             match value {
                 Value::Null => {}
                 Value::String(s) => *slot = non_empty(s),
-                _ => errors.push(FieldError::new(key, "must be a string")),
+                _ => input
+                    .reading_errors
+                    .push(FieldError::new(key, "must be a string")),
             }
         }
-        if errors.is_empty() {
-            Ok(input)
-        } else {
-            Err(ValidationErrors(errors))
-        }
+        Ok(input)
     }
 
     /// Reads `application/x-www-form-urlencoded` pairs. One attribute is written
     /// `attributes[name]=value` (or `attributes.name=value`); a field given twice
     /// is an error rather than a silent choice between the two values.
-    pub fn from_form<I>(pairs: I) -> Result<Self, ValidationErrors>
+    pub fn from_form<I>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (String, String)>,
     {
@@ -344,11 +345,8 @@ impl EventInput {
                 }
             }
         }
-        if errors.is_empty() {
-            Ok(input)
-        } else {
-            Err(ValidationErrors(errors))
-        }
+        input.reading_errors = errors;
+        input
     }
 
     /// Takes the idempotency key from the `Idempotency-Key` header, which must agree
@@ -379,8 +377,8 @@ impl EventInput {
     /// the default timestamp and the future-skew limit.
     pub fn validate(self, now: DateTime<Utc>) -> Result<NewEvent, ValidationErrors> {
         let now = truncate_to_micros(now);
-        let mut errors = Vec::new();
         let fingerprint = self.fingerprint();
+        let mut errors = self.reading_errors;
 
         let component = match self.component.as_deref() {
             None => {
@@ -465,6 +463,9 @@ impl EventInput {
         };
         let attributes = self.attributes.unwrap_or_default();
         check_attributes(&attributes, &mut errors);
+        // A field that could not be read is not also reported as missing.
+        let mut reported = std::collections::BTreeSet::new();
+        errors.retain(|e| reported.insert(e.field.clone()));
 
         let kind = match (phase, status) {
             (Some(Phase::Start), None) => Some(EventKind::Start),
@@ -716,14 +717,18 @@ mod tests {
                 .unwrap_err();
         assert_eq!(err.0[0].field, "stauts");
         assert!(err.0[0].message.contains("did you mean `status`"), "{err}");
-        let err = EventInput::from_json(json!({"component": "api", "colour": "red"})).unwrap_err();
-        assert!(err.0[0].message.contains("accepted fields are"));
+        let input = EventInput::from_json(json!({"component": "api", "colour": "red"})).unwrap();
+        assert!(
+            input.reading_errors[0]
+                .message
+                .contains("accepted fields are")
+        );
     }
 
     #[test]
     fn wrong_json_types_are_field_errors() {
-        let err = EventInput::from_json(json!({
-            "component": 5, "attributes": {"a": 1, "b": "ok"}, "timestamp": true
+        let err = validate_json(json!({
+            "component": 5, "phase": "start", "attributes": {"a": 1, "b": "ok"}, "timestamp": true
         }))
         .unwrap_err();
         let mut got = fields(&err);
@@ -731,8 +736,8 @@ mod tests {
         assert_eq!(got, vec!["attributes.a", "component", "timestamp"]);
         let err = EventInput::from_json(json!(["component"])).unwrap_err();
         assert_eq!(fields(&err), vec!["(body)"]);
-        let err = EventInput::from_json(json!({"attributes": ["a"]})).unwrap_err();
-        assert_eq!(fields(&err), vec!["attributes"]);
+        let err = validate_json(json!({"attributes": ["a"]})).unwrap_err();
+        assert_eq!(fields(&err), vec!["attributes", "component", "phase"]);
     }
 
     #[test]
@@ -808,10 +813,7 @@ mod tests {
             ("attributes[commit]".to_owned(), "abc".to_owned()),
             ("attributes.run".to_owned(), "7".to_owned()),
         ];
-        let event = EventInput::from_form(pairs)
-            .unwrap()
-            .validate(now())
-            .unwrap();
+        let event = EventInput::from_form(pairs).validate(now()).unwrap();
         assert_eq!(event.kind, EventKind::Finish(Status::Cancelled));
         assert_eq!(event.version, None, "an empty optional value is absent");
         assert_eq!(event.attributes.len(), 2);
@@ -820,8 +822,10 @@ mod tests {
         let err = EventInput::from_form(vec![
             ("component".to_owned(), "a".to_owned()),
             ("component".to_owned(), "b".to_owned()),
+            ("phase".to_owned(), "start".to_owned()),
             ("stauts".to_owned(), "x".to_owned()),
         ])
+        .validate(now())
         .unwrap_err();
         assert_eq!(fields(&err), vec!["component", "stauts"]);
     }

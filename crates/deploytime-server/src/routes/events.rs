@@ -110,7 +110,7 @@ pub async fn store_event(
                 serde_urlencoded::from_bytes(&body).map_err(|e| {
                     ApiError::MalformedBody(format!("the body is not a valid form: {e}"))
                 })?;
-            EventInput::from_form(pairs)?
+            EventInput::from_form(pairs)
         }
     };
     let idempotency_key = req

@@ -1,0 +1,261 @@
+//! Starting the server for a test, and talking to it.
+
+use std::path::PathBuf;
+
+use actix_web::dev::ServerHandle;
+use deploytime_server::config::Settings;
+use deploytime_server::db::DatabaseUrl;
+use deploytime_server::startup::Application;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+/// Runs the given async test functions once per backend: always on SQLite, and on
+/// MySQL when the crate is built with `--features mysql`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        #[cfg(feature = "mysql")]
+        mod on_mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Mysql).await
+                }
+            )*
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    Mysql,
+}
+
+/// A database of its own for one test, removed when the test ends.
+pub struct TestDatabase {
+    pub url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+    #[cfg(feature = "mysql")]
+    mysql: Option<(String, String)>,
+}
+
+/// The MySQL server tests create their databases on, from
+/// `DEPLOYTIME_TEST_MYSQL_URL` (e.g. `mysql://root@127.0.0.1:3306`).
+#[cfg(feature = "mysql")]
+pub fn mysql_admin_url() -> url::Url {
+    let raw = std::env::var("DEPLOYTIME_TEST_MYSQL_URL").expect(
+        "the mysql feature is on, so the MySQL tests run: set DEPLOYTIME_TEST_MYSQL_URL \
+         (e.g. mysql://root@127.0.0.1:3306) to a server where databases may be created",
+    );
+    url::Url::parse(&raw).expect("DEPLOYTIME_TEST_MYSQL_URL is a URL")
+}
+
+impl TestDatabase {
+    pub fn create(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let path: PathBuf = dir.path().join("deploytime.db");
+                TestDatabase {
+                    url: DatabaseUrl::Sqlite(path),
+                    _dir: Some(dir),
+                    #[cfg(feature = "mysql")]
+                    mysql: None,
+                }
+            }
+            #[cfg(feature = "mysql")]
+            Backend::Mysql => {
+                use diesel::Connection;
+                use diesel::connection::SimpleConnection;
+                let admin = mysql_admin_url();
+                let name = format!("dt_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = diesel::mysql::MysqlConnection::establish(admin.as_str())
+                    .expect("connect to DEPLOYTIME_TEST_MYSQL_URL");
+                conn.batch_execute(&format!("CREATE DATABASE `{name}`"))
+                    .unwrap();
+                let mut url = admin.clone();
+                url.set_path(&format!("/{name}"));
+                TestDatabase {
+                    url: DatabaseUrl::parse(url.as_str()).unwrap(),
+                    _dir: None,
+                    mysql: Some((admin.to_string(), name)),
+                }
+            }
+            #[cfg(not(feature = "mysql"))]
+            Backend::Mysql => unreachable!("MySQL tests are compiled only with the mysql feature"),
+        }
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        use diesel::Connection;
+        use diesel::connection::SimpleConnection;
+        if let Some((admin, name)) = &self.mysql
+            && let Ok(mut conn) = diesel::mysql::MysqlConnection::establish(admin)
+        {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}`"));
+        }
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub database: TestDatabase,
+    handle: ServerHandle,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+pub fn settings(url: &DatabaseUrl) -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".into(),
+        database_url: url.clone(),
+        pool_size: 8,
+        workers: Some(2),
+        shutdown_timeout: 5,
+        handle_signals: false,
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        if std::env::var_os("TEST_LOG").is_some() {
+            deploytime_server::telemetry::init(deploytime_server::config::LogFormat::Text);
+        }
+        Self::start(TestDatabase::create(backend))
+    }
+
+    fn start(database: TestDatabase) -> TestApp {
+        let app = Application::build(&settings(&database.url)).expect("the server starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        let task = tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            database,
+            handle,
+            task,
+        }
+    }
+
+    /// Stops the server gracefully and starts a new one on the same database.
+    pub async fn restart(self) -> TestApp {
+        let TestApp {
+            database,
+            handle,
+            task,
+            ..
+        } = self;
+        handle.stop(true).await;
+        task.await.unwrap().unwrap();
+        Self::start(database)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_json(&self, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/events"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_form(&self, pairs: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/events"))
+            .form(pairs)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Stores an event that must be accepted, and returns the response body.
+    pub async fn store(&self, body: Value) -> Value {
+        let response = self.post_json(body.clone()).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 201, "storing {body} answered {status}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub async fn deployment(&self, id: &str) -> Value {
+        let response = self.get(&format!("/api/v1/deployments/{id}")).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn all_deployments(&self) -> Vec<Value> {
+        let response = self.get("/api/v1/deployments?limit=1000").await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["items"].as_array().unwrap().clone()
+    }
+}
+
+/// Asserts an RFC 9457 problem response with the given status, and returns its body.
+pub async fn expect_problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status, "{body}");
+    assert!(
+        body["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("/problems/")),
+        "{body}"
+    );
+    assert!(
+        body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+/// The fields named in a validation problem's `errors` list.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["field"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An RFC 3339 timestamp `seconds` from now (negative: in the past).
+pub fn at(seconds: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(seconds))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}

@@ -1,0 +1,17 @@
+//! Integration tests: the real server, started on a free port, called over HTTP,
+//! against a real SQLite file and, with `--features mysql`, a real MySQL/MariaDB
+//! database created for each test (`DEPLOYTIME_TEST_MYSQL_URL`).
+//! One test binary so the suite links once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic here is a failed test
+
+mod helpers;
+
+mod concurrency;
+mod deployments;
+mod errors;
+mod idempotency;
+mod pairing;
+mod restart;
+mod startup;
+mod validation;

@@ -1,0 +1,47 @@
+//! Start-up failures say what is really wrong.
+
+use deploytime_server::db::DatabaseUrl;
+use deploytime_server::startup::{Application, StartupError};
+
+use crate::helpers::settings;
+
+fn startup_error(url: &str) -> String {
+    let url = DatabaseUrl::parse(url).unwrap();
+    match Application::build(&settings(&url)) {
+        Ok(_) => panic!("the server started on {url}"),
+        Err(e @ StartupError::Database(_)) => e.to_string(),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+#[tokio::test]
+async fn sqlite_in_a_missing_directory_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no/such/dir/deploytime.db");
+    let message = startup_error(path.to_str().unwrap());
+    assert!(message.contains("cannot connect"), "{message}");
+    assert!(message.contains("no/such/dir"), "{message}");
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn mysql_wrong_password_is_reported_in_mysql_words() {
+    let mut url = crate::helpers::mysql_admin_url();
+    url.set_username("deploytime_nobody").unwrap();
+    url.set_password(Some("wrong-secret")).unwrap();
+    let message = startup_error(url.as_str());
+    assert!(message.contains("Access denied"), "{message}");
+    assert!(
+        !message.contains("wrong-secret"),
+        "the password must not be shown: {message}"
+    );
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn mysql_unknown_database_is_reported_in_mysql_words() {
+    let mut url = crate::helpers::mysql_admin_url();
+    url.set_path("/deploytime_no_such_database");
+    let message = startup_error(url.as_str());
+    assert!(message.contains("Unknown database"), "{message}");
+}
