@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# CI check for crates/ec2-runner: unit and request-level tests, then the
+# integration tests against moto, a local EC2-compatible server. Runs from the
+# repository root on a fresh machine with only the Rust toolchain and python3;
+# it installs moto into a private venv and never contacts AWS.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target-ec2}"
+venv="${EC2_RUNNER_VENV:-$PWD/target-ci/ec2-runner-venv}"
+
+if [ ! -x "$venv/bin/moto_server" ]; then
+  echo "ec2-runner check: installing moto into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
+fi
+export MOTO_SERVER="$venv/bin/moto_server"
+# Fail here, not in every test, if the install did not produce a working server.
+"$MOTO_SERVER" --help >/dev/null
+
+# Belt and braces: dummy credentials and no instance metadata, whatever the
+# machine has. The tests also clear these for every command they run.
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_EC2 || true
+
+cargo fmt -p ec2-runner --check
+cargo clippy -p ec2-runner --all-targets --all-features -- -D warnings
+# --all-features turns on moto-tests: those tests fail (never skip) without moto.
+cargo test -p ec2-runner --all-features
+bash -n deploy/ec2/xyz.sh
