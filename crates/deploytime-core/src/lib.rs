@@ -11,6 +11,7 @@
 pub mod deployment;
 pub mod event;
 pub mod names;
+pub mod stats;
 pub mod time;
 
 pub use deployment::{Deployment, DeploymentState, Pairing, PairingError};

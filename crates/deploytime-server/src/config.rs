@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "DEPLOYTIME_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
+    /// A deployment still running after this long is reported as abandoned and
+    /// left out of duration statistics (e.g. 24h, 90m, 2d).
+    #[arg(long, env = "DEPLOYTIME_ABANDON_AFTER", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub abandon_after: std::time::Duration,
     /// Log format.
     #[arg(long, env = "DEPLOYTIME_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -78,6 +82,7 @@ pub struct Settings {
     pub pool_size: u32,
     pub workers: Option<usize>,
     pub shutdown_timeout: u64,
+    pub abandon_after: std::time::Duration,
     /// Whether SIGTERM/SIGINT stop the server (off in tests, which stop it themselves).
     pub handle_signals: bool,
 }

@@ -47,6 +47,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         pool_size: args.pool_size,
         workers: args.workers,
         shutdown_timeout: args.shutdown_timeout,
+        abandon_after: args.abandon_after,
         handle_signals: true,
     };
     actix_web::rt::System::new().block_on(async move {

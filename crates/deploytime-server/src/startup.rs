@@ -22,6 +22,21 @@ pub enum StartupError {
     },
 }
 
+/// Settings of the reports, shared by the handlers.
+#[derive(Debug, Clone)]
+pub struct Reporting {
+    /// A deployment still running after this long is reported as abandoned.
+    pub abandon_after: std::time::Duration,
+}
+
+impl Reporting {
+    /// Running deployments started before this instant (microseconds) are abandoned.
+    pub fn abandon_cutoff(&self) -> i64 {
+        let now = deploytime_core::time::to_micros(chrono::Utc::now());
+        now.saturating_sub(i64::try_from(self.abandon_after.as_micros()).unwrap_or(i64::MAX))
+    }
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -40,10 +55,14 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
         let data = web::Data::new(database.clone());
+        let reporting = web::Data::new(Reporting {
+            abandon_after: settings.abandon_after,
+        });
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::default())
                 .app_data(data.clone())
+                .app_data(reporting.clone())
                 .configure(routes::config)
         })
         .shutdown_timeout(settings.shutdown_timeout);

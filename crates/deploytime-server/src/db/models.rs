@@ -115,3 +115,33 @@ impl EventRow {
         serde_json::from_str(&self.attributes).unwrap_or_default()
     }
 }
+
+/// What is kept of a deleted deployment in the corrections log.
+#[derive(Debug, serde::Serialize)]
+pub struct DeploymentSnapshot<'a> {
+    pub id: &'a str,
+    pub component: &'a str,
+    pub environment: &'a str,
+    pub version: Option<&'a str>,
+    pub owner: Option<&'a str>,
+    pub state: &'a str,
+    pub status: Option<&'a str>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl<'a> From<&'a DeploymentRow> for DeploymentSnapshot<'a> {
+    fn from(row: &'a DeploymentRow) -> Self {
+        Self {
+            id: &row.id,
+            component: &row.component,
+            environment: &row.environment,
+            version: row.version.as_deref(),
+            owner: row.owner.as_deref(),
+            state: &row.state,
+            status: row.status.as_deref(),
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        }
+    }
+}

@@ -87,31 +87,247 @@ pub fn events_of_deployment(conn: &mut DbConnection, id: &str) -> QueryResult<Ve
         .load(conn)
 }
 
-/// Filters of the deployment listing.
+/// The backend type every query is written against.
+pub type Backend = <DbConnection as Connection>::Backend;
+
+/// A position in a newest-first listing: the sort time and the row's sequence
+/// number of the last row of the previous page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub at: i64,
+    pub seq: i64,
+}
+
+/// Which deployments a state filter selects. `running` and `abandoned` split the
+/// stored `running` state at the abandonment cut-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateFilter {
+    Running,
+    Abandoned,
+    Final(&'static str),
+}
+
+/// Filters of the deployment listing, its CSV export and the statistics.
 #[derive(Debug, Clone, Default)]
 pub struct DeploymentFilter {
     pub component: Option<String>,
     pub environment: Option<String>,
-    pub limit: i64,
+    pub state: Option<StateFilter>,
+    /// `[since, until)` on the start time, or the finish time without a start.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// Running deployments started before this are abandoned.
+    pub abandon_cutoff: i64,
 }
 
-/// Deployments, newest first (by start, or finish when the start is unknown).
+fn filtered_deployments(filter: &DeploymentFilter) -> deployments::BoxedQuery<'static, Backend> {
+    let mut query = deployments::table.into_boxed();
+    if let Some(component) = filter.component.clone() {
+        query = query.filter(deployments::component.eq(component));
+    }
+    if let Some(environment) = filter.environment.clone() {
+        query = query.filter(deployments::environment.eq(environment));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(deployments::anchor_at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(deployments::anchor_at.lt(until));
+    }
+    match filter.state {
+        None => {}
+        Some(StateFilter::Final(state)) => query = query.filter(deployments::state.eq(state)),
+        Some(StateFilter::Running) => {
+            query = query
+                .filter(deployments::state.eq("running"))
+                .filter(deployments::started_at.ge(filter.abandon_cutoff));
+        }
+        Some(StateFilter::Abandoned) => {
+            query = query
+                .filter(deployments::state.eq("running"))
+                .filter(deployments::started_at.lt(filter.abandon_cutoff));
+        }
+    }
+    query
+}
+
+/// One page of deployments, newest first (by start, or finish when the start is
+/// unknown), after `cursor`. Each row comes with its sequence number.
 pub fn list_deployments(
     conn: &mut DbConnection,
     filter: &DeploymentFilter,
-) -> QueryResult<Vec<DeploymentRow>> {
-    let mut query = deployments::table.into_boxed();
-    if let Some(component) = &filter.component {
-        query = query.filter(deployments::component.eq(component));
-    }
-    if let Some(environment) = &filter.environment {
-        query = query.filter(deployments::environment.eq(environment));
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> QueryResult<Vec<(i64, DeploymentRow)>> {
+    let mut query = filtered_deployments(filter);
+    if let Some(Cursor { at, seq }) = cursor {
+        query = query.filter(
+            deployments::anchor_at
+                .lt(at)
+                .or(deployments::anchor_at.eq(at).and(deployments::seq.lt(seq))),
+        );
     }
     query
         .order((deployments::anchor_at.desc(), deployments::seq.desc()))
-        .limit(filter.limit)
-        .select(DeploymentRow::as_select())
+        .limit(limit)
+        .select((deployments::seq, DeploymentRow::as_select()))
         .load(conn)
+}
+
+/// What the statistics need of a deployment.
+#[derive(Debug, Clone, Queryable)]
+pub struct StatsRow {
+    pub component: String,
+    pub environment: String,
+    pub state: String,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub duration_us: Option<i64>,
+    pub anchor_at: i64,
+}
+
+/// What the statistics need of each deployment matching the filter.
+pub fn stats_samples(
+    conn: &mut DbConnection,
+    filter: &DeploymentFilter,
+) -> QueryResult<Vec<StatsRow>> {
+    filtered_deployments(filter)
+        .select((
+            deployments::component,
+            deployments::environment,
+            deployments::state,
+            deployments::started_at,
+            deployments::finished_at,
+            deployments::duration_us,
+            deployments::anchor_at,
+        ))
+        .load(conn)
+}
+
+/// Filters of the event ledger listing.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub component: Option<String>,
+    pub environment: Option<String>,
+    pub phase: Option<String>,
+    /// `[since, until)` on the event's own time.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// One page of the ledger, newest event time first, after `cursor`.
+pub fn list_events(
+    conn: &mut DbConnection,
+    filter: &EventFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> QueryResult<Vec<(i64, EventRow)>> {
+    let mut query = events::table.into_boxed();
+    if let Some(component) = filter.component.clone() {
+        query = query.filter(events::component.eq(component));
+    }
+    if let Some(environment) = filter.environment.clone() {
+        query = query.filter(events::environment.eq(environment));
+    }
+    if let Some(phase) = filter.phase.clone() {
+        query = query.filter(events::phase.eq(phase));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(events::occurred_at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(events::occurred_at.lt(until));
+    }
+    if let Some(Cursor { at, seq }) = cursor {
+        query = query.filter(
+            events::occurred_at
+                .lt(at)
+                .or(events::occurred_at.eq(at).and(events::seq.lt(seq))),
+        );
+    }
+    query
+        .order((events::occurred_at.desc(), events::seq.desc()))
+        .limit(limit)
+        .select((events::seq, EventRow::as_select()))
+        .load(conn)
+}
+
+/// One component in one environment, as the components listing shows it.
+#[derive(Debug, Clone)]
+pub struct ComponentSummary {
+    pub component: String,
+    pub environment: String,
+    pub deployments: i64,
+    /// Mean duration in microseconds of the deployments with both ends.
+    pub mean_duration_us: Option<f64>,
+    pub latest: DeploymentRow,
+}
+
+/// Every component and environment seen: how many deployments, their mean
+/// duration, and the latest one.
+pub fn component_summaries(conn: &mut DbConnection) -> QueryResult<Vec<ComponentSummary>> {
+    use diesel::dsl::{count_star, sql};
+    use diesel::sql_types::{Double, Nullable};
+    let groups: Vec<(String, String, i64, Option<f64>)> = deployments::table
+        .group_by((deployments::component, deployments::environment))
+        .select((
+            deployments::component,
+            deployments::environment,
+            count_star(),
+            // AVG over BIGINT is REAL on SQLite and DECIMAL on MySQL; both read as f64.
+            sql::<Nullable<Double>>("AVG(duration_us)"),
+        ))
+        .order((deployments::component.asc(), deployments::environment.asc()))
+        .load(conn)?;
+    let mut summaries = Vec::with_capacity(groups.len());
+    for (component, environment, count, mean) in groups {
+        let latest = deployments::table
+            .filter(deployments::component.eq(&component))
+            .filter(deployments::environment.eq(&environment))
+            .order((deployments::anchor_at.desc(), deployments::seq.desc()))
+            .select(DeploymentRow::as_select())
+            .first(conn)?;
+        summaries.push(ComponentSummary {
+            component,
+            environment,
+            deployments: count,
+            mean_duration_us: mean,
+            latest,
+        });
+    }
+    Ok(summaries)
+}
+
+/// Removes a deployment and its events, and records the removal. Returns the
+/// removed deployment and how many events it had, or `None` when absent.
+pub fn delete_deployment(
+    conn: &mut DbConnection,
+    id: &str,
+    deleted_at: i64,
+) -> QueryResult<Option<(DeploymentRow, usize)>> {
+    use super::schema::deletions;
+    conn.transaction(|conn| {
+        let Some(row) = find_deployment(conn, id)? else {
+            return Ok(None);
+        };
+        let removed_events =
+            diesel::delete(events::table.filter(events::deployment_id.eq(id))).execute(conn)?;
+        diesel::delete(deployments::table.filter(deployments::id.eq(id))).execute(conn)?;
+        diesel::insert_into(deletions::table)
+            .values((
+                deletions::deployment_id.eq(id),
+                deletions::component.eq(&row.component),
+                deletions::environment.eq(&row.environment),
+                deletions::events_removed.eq(i64::try_from(removed_events).unwrap_or(i64::MAX)),
+                deletions::snapshot.eq(serde_json::to_string(
+                    &super::models::DeploymentSnapshot::from(&row),
+                )
+                .unwrap_or_else(|_| "{}".into())),
+                deletions::deleted_at.eq(deleted_at),
+            ))
+            .execute(conn)?;
+        Ok(Some((row, removed_events)))
+    })
 }
 
 /// A trivial round trip, to tell whether the database answers.

@@ -39,4 +39,17 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(deployments, events);
+diesel::table! {
+    /// Operators' corrections: every deployment removed, with what it was.
+    deletions (seq) {
+        seq -> BigInt,
+        deployment_id -> Text,
+        component -> Text,
+        environment -> Text,
+        events_removed -> BigInt,
+        snapshot -> Text,
+        deleted_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(deployments, events, deletions);

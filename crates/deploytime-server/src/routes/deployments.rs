@@ -1,83 +1,138 @@
-//! `GET /api/v1/deployments` and `GET /api/v1/deployments/{id}`.
+//! Deployments: the listing (JSON pages or a CSV export), one deployment with its
+//! events, and removal by an operator.
 
-use actix_web::{HttpResponse, web};
-use deploytime_core::{Component, Environment};
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use deploytime_core::time::to_micros;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::db::queries::{self, DeploymentFilter};
+use crate::db::queries::{self, Cursor, DeploymentFilter};
 use crate::db::{Database, DbError};
 use crate::error::ApiError;
-use crate::routes::views::{DeploymentDetail, DeploymentView, EventView};
-
-pub const DEFAULT_LIMIT: i64 = 50;
-pub const MAX_LIMIT: i64 = 1000;
+use crate::routes::csv_export::{Export, stream_csv};
+use crate::routes::params::{ParamErrors, encode_cursor, wants_csv};
+use crate::routes::views::{DEPLOYMENT_CSV_HEADER, DeploymentDetail, DeploymentView, EventView};
+use crate::startup::Reporting;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     component: Option<String>,
     environment: Option<String>,
+    state: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
     limit: Option<i64>,
+    cursor: Option<String>,
+    format: Option<String>,
 }
 
 #[derive(Serialize)]
-struct ListResponse {
-    items: Vec<DeploymentView>,
+struct Page<T> {
+    items: Vec<T>,
+    /// Pass back as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
-/// Deployments, newest first.
-#[tracing::instrument(skip(db))]
+/// Deployments, newest first, filtered; JSON pages or, with `format=csv` or
+/// `Accept: text/csv`, every matching row as CSV.
+#[tracing::instrument(skip(db, req, reporting))]
 pub async fn list_deployments(
+    req: HttpRequest,
     query: web::Query<ListQuery>,
     db: web::Data<Database>,
+    reporting: web::Data<Reporting>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let mut errors = Vec::new();
-    if let Some(c) = query.component.as_deref().filter(|c| !c.is_empty()) {
-        Component::parse(c)
-            .map_err(|m| errors.push(deploytime_core::FieldError::new("component", m)))
-            .ok();
-    }
-    if let Some(e) = query.environment.as_deref().filter(|e| !e.is_empty()) {
-        Environment::parse(e)
-            .map_err(|m| errors.push(deploytime_core::FieldError::new("environment", m)))
-            .ok();
-    }
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        errors.push(deploytime_core::FieldError::new(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT} (got {limit})"),
+    let csv = wants_csv(&req, query.format.as_deref())?;
+    let mut errors = ParamErrors::default();
+    let cutoff = reporting.abandon_cutoff();
+    let filter = DeploymentFilter {
+        component: errors.component(query.component),
+        environment: errors.environment(query.environment),
+        state: errors.state(query.state),
+        since: errors.instant("since", query.since),
+        until: errors.instant("until", query.until),
+        abandon_cutoff: cutoff,
+    };
+    let limit = errors.limit(query.limit);
+    let cursor = errors.cursor(query.cursor);
+    errors.finish()?;
+
+    if csv {
+        let fetch_filter = filter.clone();
+        return Ok(stream_csv(
+            db.get_ref().clone(),
+            Export {
+                filename: "deployments.csv",
+                header: DEPLOYMENT_CSV_HEADER,
+                fetch: Arc::new(move |conn, cursor, limit| {
+                    queries::list_deployments(conn, &fetch_filter, cursor, limit)
+                }),
+                cursor_of: |seq, row| Cursor {
+                    at: row.anchor_at,
+                    seq,
+                },
+                record: Arc::new(move |row| DeploymentView::of(row, cutoff).csv_record()),
+            },
         ));
     }
-    if !errors.is_empty() {
-        return Err(deploytime_core::ValidationErrors(errors).into());
-    }
-    let filter = DeploymentFilter {
-        component: query.component.filter(|c| !c.is_empty()),
-        environment: query.environment.filter(|e| !e.is_empty()),
-        limit,
-    };
+
     let rows = db
-        .read(move |conn| queries::list_deployments(conn, &filter))
+        .read(move |conn| queries::list_deployments(conn, &filter, cursor, limit + 1))
         .await?
         .map_err(DbError::from)?;
-    Ok(HttpResponse::Ok().json(ListResponse {
-        items: rows.iter().map(DeploymentView::from).collect(),
-    }))
+    Ok(HttpResponse::Ok().json(page(
+        rows,
+        limit,
+        |seq, row| Cursor {
+            at: row.anchor_at,
+            seq,
+        },
+        |row| DeploymentView::of(row, cutoff),
+    )))
+}
+
+/// Turns `limit + 1` fetched rows into a page and the cursor of the next one.
+pub fn page<R, T>(
+    mut rows: Vec<(i64, R)>,
+    limit: i64,
+    cursor_of: impl Fn(i64, &R) -> Cursor,
+    view: impl Fn(&R) -> T,
+) -> impl Serialize
+where
+    T: Serialize,
+{
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = more
+        .then(|| {
+            rows.last()
+                .map(|(seq, row)| encode_cursor(cursor_of(*seq, row)))
+        })
+        .flatten();
+    Page {
+        items: rows.iter().map(|(_, row)| view(row)).collect(),
+        next_cursor,
+    }
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::BadRequest(format!("deployment ids are UUIDs; {raw:?} is not one")))
 }
 
 /// One deployment with its events.
-#[tracing::instrument(skip(db))]
+#[tracing::instrument(skip(db, reporting))]
 pub async fn get_deployment(
     id: web::Path<String>,
     db: web::Data<Database>,
+    reporting: web::Data<Reporting>,
 ) -> Result<HttpResponse, ApiError> {
-    let raw = id.into_inner();
-    let id = Uuid::parse_str(&raw).map_err(|_| {
-        ApiError::BadRequest(format!("deployment ids are UUIDs; {raw:?} is not one"))
-    })?;
+    let id = parse_id(&id.into_inner())?;
     let key = id.to_string();
     let found = db
         .read(move |conn| {
@@ -93,7 +148,34 @@ pub async fn get_deployment(
         return Err(ApiError::NotFound(format!("no deployment with id {id}")));
     };
     Ok(HttpResponse::Ok().json(DeploymentDetail {
-        deployment: DeploymentView::from(&deployment),
+        deployment: DeploymentView::of(&deployment, reporting.abandon_cutoff()),
         events: events.iter().map(EventView::from).collect(),
     }))
+}
+
+/// Removes a deployment and its events; the removal is recorded and logged.
+#[tracing::instrument(skip(db))]
+pub async fn delete_deployment(
+    id: web::Path<String>,
+    db: web::Data<Database>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id.into_inner())?;
+    let key = id.to_string();
+    let deleted_at = to_micros(Utc::now());
+    let removed = db
+        .write(move |conn| queries::delete_deployment(conn, &key, deleted_at))
+        .await?
+        .map_err(DbError::from)?;
+    let Some((row, events_removed)) = removed else {
+        return Err(ApiError::NotFound(format!("no deployment with id {id}")));
+    };
+    tracing::warn!(
+        deployment_id = %row.id,
+        component = %row.component,
+        environment = %row.environment,
+        state = %row.state,
+        events_removed,
+        "deployment deleted"
+    );
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -7,10 +7,17 @@ use deploytime_core::EventInput;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::db::Database;
+use std::sync::Arc;
+
+use crate::db::queries::{self, Cursor, EventFilter};
 use crate::db::store::store_event as store_in_db;
+use crate::db::{Database, DbError};
 use crate::error::ApiError;
-use crate::routes::views::{DeploymentView, EventView};
+use crate::routes::csv_export::{Export, stream_csv};
+use crate::routes::deployments::page;
+use crate::routes::params::{ParamErrors, wants_csv};
+use crate::routes::views::{DeploymentView, EVENT_CSV_HEADER, EventView};
+use crate::startup::Reporting;
 
 /// Request bodies larger than this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -96,6 +103,7 @@ pub async fn store_event(
     req: HttpRequest,
     payload: web::Payload,
     db: web::Data<Database>,
+    reporting: web::Data<Reporting>,
 ) -> Result<HttpResponse, ApiError> {
     let format = body_format(&req)?;
     let body = read_body(&req, payload).await?;
@@ -142,7 +150,7 @@ pub async fn store_event(
     let location = format!("/api/v1/deployments/{}", stored.deployment.id);
     let body = StoreResponse {
         event: EventView::from(&stored.event),
-        deployment: DeploymentView::from(&stored.deployment),
+        deployment: DeploymentView::of(&stored.deployment, reporting.abandon_cutoff()),
     };
     let mut response = if stored.replayed {
         HttpResponse::Ok()
@@ -152,4 +160,68 @@ pub async fn store_event(
     Ok(response
         .insert_header((header::LOCATION, location))
         .json(body))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    component: Option<String>,
+    environment: Option<String>,
+    phase: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+    format: Option<String>,
+}
+
+/// The raw ledger, newest event time first; JSON pages or a CSV export.
+#[tracing::instrument(skip(db, req))]
+pub async fn list_events(
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+    db: web::Data<Database>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let csv = wants_csv(&req, query.format.as_deref())?;
+    let mut errors = ParamErrors::default();
+    let phase = query.phase.filter(|p| !p.is_empty());
+    if let Some(p) = &phase
+        && deploytime_core::Phase::parse(p).is_none()
+    {
+        errors.push("phase", format!("must be start or finish (got {p:?})"));
+    }
+    let filter = EventFilter {
+        component: errors.component(query.component),
+        environment: errors.environment(query.environment),
+        phase,
+        since: errors.instant("since", query.since),
+        until: errors.instant("until", query.until),
+    };
+    let limit = errors.limit(query.limit);
+    let cursor = errors.cursor(query.cursor);
+    errors.finish()?;
+    let cursor_of = |seq, row: &crate::db::models::EventRow| Cursor {
+        at: row.occurred_at,
+        seq,
+    };
+    if csv {
+        return Ok(stream_csv(
+            db.get_ref().clone(),
+            Export {
+                filename: "events.csv",
+                header: EVENT_CSV_HEADER,
+                fetch: Arc::new(move |conn, cursor, limit| {
+                    queries::list_events(conn, &filter, cursor, limit)
+                }),
+                cursor_of,
+                record: Arc::new(|row| EventView::from(row).csv_record()),
+            },
+        ));
+    }
+    let rows = db
+        .read(move |conn| queries::list_events(conn, &filter, cursor, limit + 1))
+        .await?
+        .map_err(DbError::from)?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, cursor_of, |row| EventView::from(row))))
 }

@@ -1,9 +1,12 @@
 //! The HTTP routes, one module per resource. [`config`] is used by the production
 //! server and by the tests alike, so both serve the same application.
 
+pub mod csv_export;
 pub mod deployments;
 pub mod events;
 pub mod health;
+pub mod params;
+pub mod stats;
 pub mod views;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -35,7 +38,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/events")
                     .route(web::post().to(events::store_event))
-                    .default_service(method_not_allowed("POST")),
+                    .route(web::get().to(events::list_events))
+                    .default_service(method_not_allowed("GET, POST")),
             )
             .service(
                 web::resource("/deployments")
@@ -45,6 +49,17 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/deployments/{id}")
                     .route(web::get().to(deployments::get_deployment))
+                    .route(web::delete().to(deployments::delete_deployment))
+                    .default_service(method_not_allowed("GET, DELETE")),
+            )
+            .service(
+                web::resource("/stats")
+                    .route(web::get().to(stats::get_stats))
+                    .default_service(method_not_allowed("GET")),
+            )
+            .service(
+                web::resource("/components")
+                    .route(web::get().to(stats::list_components))
                     .default_service(method_not_allowed("GET")),
             ),
     )

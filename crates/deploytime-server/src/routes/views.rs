@@ -21,20 +21,96 @@ pub struct DeploymentView {
     pub duration_seconds: Option<f64>,
 }
 
-impl From<&DeploymentRow> for DeploymentView {
-    fn from(row: &DeploymentRow) -> Self {
+impl DeploymentView {
+    /// The deployment as reported: a `running` deployment started before
+    /// `abandon_cutoff` (microseconds) is shown as `abandoned`.
+    pub fn of(row: &DeploymentRow, abandon_cutoff: i64) -> Self {
         Self {
             id: row.id.clone(),
             component: row.component.clone(),
             environment: row.environment.clone(),
             version: row.version.clone(),
             owner: row.owner.clone(),
-            state: row.state.clone(),
+            state: if is_abandoned(row, abandon_cutoff) {
+                "abandoned".to_owned()
+            } else {
+                row.state.clone()
+            },
             status: row.status.clone(),
             started_at: row.started_at.map(|t| format_rfc3339(from_micros(t))),
             finished_at: row.finished_at.map(|t| format_rfc3339(from_micros(t))),
             duration_seconds: row.duration_us.map(micros_to_seconds),
         }
+    }
+}
+
+/// Whether a stored deployment counts as abandoned at this cut-off.
+pub fn is_abandoned(row: &DeploymentRow, abandon_cutoff: i64) -> bool {
+    row.state == "running" && row.started_at.is_some_and(|s| s < abandon_cutoff)
+}
+
+/// The CSV columns of a deployment, in the order of [`DEPLOYMENT_CSV_HEADER`].
+pub const DEPLOYMENT_CSV_HEADER: &[&str] = &[
+    "id",
+    "component",
+    "environment",
+    "version",
+    "owner",
+    "state",
+    "status",
+    "started_at",
+    "finished_at",
+    "duration_seconds",
+];
+
+impl DeploymentView {
+    pub fn csv_record(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.component.clone(),
+            self.environment.clone(),
+            self.version.clone().unwrap_or_default(),
+            self.owner.clone().unwrap_or_default(),
+            self.state.clone(),
+            self.status.clone().unwrap_or_default(),
+            self.started_at.clone().unwrap_or_default(),
+            self.finished_at.clone().unwrap_or_default(),
+            self.duration_seconds
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        ]
+    }
+}
+
+pub const EVENT_CSV_HEADER: &[&str] = &[
+    "id",
+    "deployment_id",
+    "phase",
+    "component",
+    "environment",
+    "status",
+    "version",
+    "owner",
+    "timestamp",
+    "received_at",
+    "attributes",
+];
+
+impl EventView {
+    pub fn csv_record(&self) -> Vec<String> {
+        vec![
+            self.id.clone(),
+            self.deployment_id.clone(),
+            self.phase.clone(),
+            self.component.clone(),
+            self.environment.clone(),
+            self.status.clone().unwrap_or_default(),
+            self.version.clone().unwrap_or_default(),
+            self.owner.clone().unwrap_or_default(),
+            self.timestamp.clone(),
+            self.received_at.clone(),
+            serde_json::to_string(&self.attributes).unwrap_or_default(),
+        ]
     }
 }
 

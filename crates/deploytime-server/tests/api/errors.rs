@@ -110,7 +110,13 @@ async fn oversized_bodies_are_413(backend: Backend) {
 async fn unknown_routes_and_methods_are_problems(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     expect_problem(app.get("/api/v1/nope").await, 404).await;
-    expect_problem(app.get("/api/v1/events").await, 405).await;
+    let response = app
+        .client
+        .put(app.url("/api/v1/events"))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, 405).await;
     let response = app.client.delete(app.url("/healthz")).send().await.unwrap();
     assert_eq!(response.headers()["allow"], "GET");
     expect_problem(response, 405).await;

@@ -126,6 +126,7 @@ pub fn settings(url: &DatabaseUrl) -> Settings {
         pool_size: 8,
         workers: Some(2),
         shutdown_timeout: 5,
+        abandon_after: std::time::Duration::from_secs(24 * 3600),
         handle_signals: false,
     }
 }

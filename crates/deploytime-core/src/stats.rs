@@ -1,0 +1,401 @@
+//! Duration statistics and DORA figures, computed exactly from raw samples.
+//!
+//! Definitions (the README repeats them):
+//! * Percentiles are **nearest-rank**: the p-th percentile of N sorted durations is
+//!   the value at rank ⌈p/100 × N⌉ (1-based). The median is the 50th percentile by
+//!   the same rule, so it is always one of the measured durations.
+//! * `stddev` is the population standard deviation (divided by N).
+//! * Durations are taken from finished deployments that have both a start and a
+//!   finish; abandoned and running ones have none.
+//! * `change_failure_rate` = failed / finished; `success_rate` = succeeded / finished,
+//!   where finished = succeeded + failed + cancelled.
+//! * Time to restore: for each run of consecutive failures of one component and
+//!   environment (ordered by finish time), from the finish of the first failure to
+//!   the finish of the next success. Failures not yet followed by a success count
+//!   as unrestored and are left out of the mean.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, TimeZone};
+use serde::Serialize;
+
+use crate::time::{from_micros, micros_to_seconds};
+
+/// How a deployment counts in the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Running,
+    Abandoned,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// One deployment, reduced to what the statistics need. Times are microseconds
+/// since the epoch, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub component: String,
+    pub environment: String,
+    pub outcome: Outcome,
+    pub finished_at: Option<i64>,
+    pub duration_us: Option<i64>,
+    /// The start, or the finish when there was no start.
+    pub anchor_at: i64,
+}
+
+/// Summary of a set of durations, in seconds; every value is `None` when empty.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DurationSummary {
+    pub count: usize,
+    pub mean: Option<f64>,
+    pub median: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub stddev: Option<f64>,
+}
+
+/// The nearest-rank percentile of already sorted values.
+pub fn nearest_rank(sorted: &[i64], percentile: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let n = sorted.len();
+    let rank = ((percentile / 100.0) * n as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, n) - 1])
+}
+
+impl DurationSummary {
+    /// Summarises durations in microseconds (sorted in place).
+    pub fn of(durations: &mut [i64]) -> Self {
+        durations.sort_unstable();
+        let count = durations.len();
+        let seconds = |v: Option<i64>| v.map(micros_to_seconds);
+        if count == 0 {
+            return Self {
+                count,
+                mean: None,
+                median: None,
+                p90: None,
+                p95: None,
+                p99: None,
+                min: None,
+                max: None,
+                stddev: None,
+            };
+        }
+        let sum: i128 = durations.iter().map(|&d| i128::from(d)).sum();
+        let mean_us = sum as f64 / count as f64;
+        let variance = durations
+            .iter()
+            .map(|&d| {
+                let diff = d as f64 - mean_us;
+                diff * diff
+            })
+            .sum::<f64>()
+            / count as f64;
+        Self {
+            count,
+            mean: Some(mean_us / 1e6),
+            median: seconds(nearest_rank(durations, 50.0)),
+            p90: seconds(nearest_rank(durations, 90.0)),
+            p95: seconds(nearest_rank(durations, 95.0)),
+            p99: seconds(nearest_rank(durations, 99.0)),
+            min: seconds(durations.first().copied()),
+            max: seconds(durations.last().copied()),
+            stddev: Some(variance.sqrt() / 1e6),
+        }
+    }
+}
+
+/// How samples are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Component,
+    Environment,
+    ComponentEnvironment,
+    None,
+}
+
+impl GroupBy {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "component" => Some(GroupBy::Component),
+            "environment" => Some(GroupBy::Environment),
+            "component,environment" | "environment,component" => {
+                Some(GroupBy::ComponentEnvironment)
+            }
+            "none" => Some(GroupBy::None),
+            _ => None,
+        }
+    }
+
+    fn key(self, sample: &Sample) -> (Option<String>, Option<String>) {
+        match self {
+            GroupBy::Component => (Some(sample.component.clone()), None),
+            GroupBy::Environment => (None, Some(sample.environment.clone())),
+            GroupBy::ComponentEnvironment => (
+                Some(sample.component.clone()),
+                Some(sample.environment.clone()),
+            ),
+            GroupBy::None => (None, None),
+        }
+    }
+}
+
+/// What is asked of the statistics.
+#[derive(Debug, Clone)]
+pub struct StatsRequest<Tz: TimeZone> {
+    pub group_by: GroupBy,
+    /// Durations of successful deployments only.
+    pub success_only: bool,
+    /// The window `[since, until)`, microseconds since the epoch.
+    pub since: i64,
+    pub until: i64,
+    /// Per-day buckets in this time zone, when asked for.
+    pub daily_in: Option<Tz>,
+}
+
+/// The figures of one day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayStats {
+    pub date: NaiveDate,
+    pub deployments: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+    pub median_duration_seconds: Option<f64>,
+}
+
+/// The figures of one group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupStats {
+    pub component: Option<String>,
+    pub environment: Option<String>,
+    pub deployments: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+    pub abandoned: usize,
+    pub running: usize,
+    pub success_rate: Option<f64>,
+    pub duration_seconds: DurationSummary,
+    pub deploys_per_day: f64,
+    pub change_failure_rate: Option<f64>,
+    pub mean_time_to_restore_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily: Option<Vec<DayStats>>,
+}
+
+/// Restore times, in microseconds, of the failure streaks in samples of one
+/// component and environment.
+pub fn restore_times(samples: &[&Sample]) -> Vec<i64> {
+    let mut finished: Vec<(i64, Outcome)> = samples
+        .iter()
+        .filter_map(|s| match s.outcome {
+            Outcome::Succeeded | Outcome::Failed => s.finished_at.map(|f| (f, s.outcome)),
+            _ => None,
+        })
+        .collect();
+    finished.sort_by_key(|(at, outcome)| (*at, *outcome == Outcome::Succeeded));
+    let mut times = Vec::new();
+    let mut broken_since = None;
+    for (at, outcome) in finished {
+        match (outcome, broken_since) {
+            (Outcome::Failed, None) => broken_since = Some(at),
+            (Outcome::Succeeded, Some(since)) => {
+                times.push(at - since);
+                broken_since = None;
+            }
+            _ => {}
+        }
+    }
+    times
+}
+
+fn ratio(part: usize, whole: usize) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+fn day_of<Tz: TimeZone>(micros: i64, tz: &Tz) -> NaiveDate {
+    from_micros(micros).with_timezone(tz).date_naive()
+}
+
+fn daily<Tz: TimeZone>(samples: &[&Sample], request: &StatsRequest<Tz>, tz: &Tz) -> Vec<DayStats> {
+    let first = day_of(request.since, tz);
+    // The window is half-open: a window ending exactly at midnight has no part of
+    // the day that starts then.
+    let last = day_of(request.until.saturating_sub(1).max(request.since), tz);
+    let mut days: BTreeMap<NaiveDate, (DayStats, Vec<i64>)> = BTreeMap::new();
+    let mut day = first;
+    while day <= last {
+        days.insert(
+            day,
+            (
+                DayStats {
+                    date: day,
+                    deployments: 0,
+                    succeeded: 0,
+                    failed: 0,
+                    cancelled: 0,
+                    median_duration_seconds: None,
+                },
+                Vec::new(),
+            ),
+        );
+        match day.succ_opt() {
+            Some(next) => day = next,
+            None => break,
+        }
+    }
+    for sample in samples {
+        let Some((stats, durations)) = days.get_mut(&day_of(sample.anchor_at, tz)) else {
+            continue;
+        };
+        stats.deployments += 1;
+        match sample.outcome {
+            Outcome::Succeeded => stats.succeeded += 1,
+            Outcome::Failed => stats.failed += 1,
+            Outcome::Cancelled => stats.cancelled += 1,
+            Outcome::Running | Outcome::Abandoned => {}
+        }
+        if let Some(d) = counted_duration(sample, request.success_only) {
+            durations.push(d);
+        }
+    }
+    days.into_values()
+        .map(|(mut stats, mut durations)| {
+            durations.sort_unstable();
+            stats.median_duration_seconds = nearest_rank(&durations, 50.0).map(micros_to_seconds);
+            stats
+        })
+        .collect()
+}
+
+fn counted_duration(sample: &Sample, success_only: bool) -> Option<i64> {
+    let eligible = match sample.outcome {
+        Outcome::Succeeded => true,
+        Outcome::Failed | Outcome::Cancelled => !success_only,
+        Outcome::Running | Outcome::Abandoned => false,
+    };
+    if eligible { sample.duration_us } else { None }
+}
+
+/// Computes the statistics of every group. Samples outside the window are
+/// ignored; groups come out sorted by their key.
+pub fn compute<Tz: TimeZone>(samples: &[Sample], request: &StatsRequest<Tz>) -> Vec<GroupStats> {
+    let mut groups: BTreeMap<(Option<String>, Option<String>), Vec<&Sample>> = BTreeMap::new();
+    for sample in samples {
+        if sample.anchor_at >= request.since && sample.anchor_at < request.until {
+            groups
+                .entry(request.group_by.key(sample))
+                .or_default()
+                .push(sample);
+        }
+    }
+    if groups.is_empty() && request.group_by == GroupBy::None {
+        groups.insert((None, None), Vec::new());
+    }
+    let window_days = (request.until - request.since).max(1) as f64 / 86_400e6;
+    groups
+        .into_iter()
+        .map(|((component, environment), members)| {
+            let count = |outcome| members.iter().filter(|s| s.outcome == outcome).count();
+            let (succeeded, failed, cancelled) = (
+                count(Outcome::Succeeded),
+                count(Outcome::Failed),
+                count(Outcome::Cancelled),
+            );
+            let finished = succeeded + failed + cancelled;
+            let mut durations: Vec<i64> = members
+                .iter()
+                .filter_map(|s| counted_duration(s, request.success_only))
+                .collect();
+            let mut by_target: BTreeMap<(&str, &str), Vec<&Sample>> = BTreeMap::new();
+            for s in &members {
+                by_target
+                    .entry((s.component.as_str(), s.environment.as_str()))
+                    .or_default()
+                    .push(s);
+            }
+            let restores: Vec<i64> = by_target.values().flat_map(|s| restore_times(s)).collect();
+            let mttr = (!restores.is_empty()).then(|| {
+                let sum: i128 = restores.iter().map(|&r| i128::from(r)).sum();
+                sum as f64 / restores.len() as f64 / 1e6
+            });
+            GroupStats {
+                component,
+                environment,
+                deployments: members.len(),
+                succeeded,
+                failed,
+                cancelled,
+                abandoned: count(Outcome::Abandoned),
+                running: count(Outcome::Running),
+                success_rate: ratio(succeeded, finished),
+                duration_seconds: DurationSummary::of(&mut durations),
+                deploys_per_day: members.len() as f64 / window_days,
+                change_failure_rate: ratio(failed, finished),
+                mean_time_to_restore_seconds: mttr,
+                daily: request
+                    .daily_in
+                    .as_ref()
+                    .map(|tz| daily(&members, request, tz)),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_follows_the_definition() {
+        let sorted: Vec<i64> = (1..=10).collect();
+        assert_eq!(nearest_rank(&sorted, 50.0), Some(5));
+        assert_eq!(nearest_rank(&sorted, 90.0), Some(9));
+        assert_eq!(nearest_rank(&sorted, 95.0), Some(10));
+        assert_eq!(nearest_rank(&sorted, 0.0), Some(1));
+        assert_eq!(nearest_rank(&[7], 99.0), Some(7));
+        assert_eq!(nearest_rank(&[], 50.0), None);
+    }
+
+    #[test]
+    fn empty_summary_is_all_none() {
+        let s = DurationSummary::of(&mut []);
+        assert_eq!(s.count, 0);
+        assert!(s.mean.is_none() && s.median.is_none() && s.stddev.is_none());
+    }
+
+    fn sample(outcome: Outcome, finished_s: i64) -> Sample {
+        Sample {
+            component: "api".into(),
+            environment: "production".into(),
+            outcome,
+            finished_at: Some(finished_s * 1_000_000),
+            duration_us: Some(1_000_000),
+            anchor_at: finished_s * 1_000_000,
+        }
+    }
+
+    #[test]
+    fn restore_time_counts_a_failure_streak_once() {
+        let samples = [
+            sample(Outcome::Failed, 100),
+            sample(Outcome::Failed, 150),
+            sample(Outcome::Succeeded, 400),
+            sample(Outcome::Succeeded, 500),
+            sample(Outcome::Failed, 600),
+            sample(Outcome::Cancelled, 650),
+            sample(Outcome::Succeeded, 700),
+            sample(Outcome::Failed, 900),
+        ];
+        let refs: Vec<&Sample> = samples.iter().collect();
+        assert_eq!(restore_times(&refs), vec![300_000_000, 100_000_000]);
+    }
+}

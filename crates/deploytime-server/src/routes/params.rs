@@ -1,0 +1,163 @@
+//! Query parameters shared by the listings, the exports and the statistics:
+//! names, time windows, states, limits and opaque cursors, each validated with a
+//! field error that names the parameter.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::DateTime;
+use deploytime_core::time::to_micros;
+use deploytime_core::{Component, Environment, FieldError, ValidationErrors};
+
+use crate::db::queries::{Cursor, StateFilter};
+use crate::error::ApiError;
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 1000;
+
+/// Collects every parameter error of a request, to report them together.
+#[derive(Default)]
+pub struct ParamErrors(Vec<FieldError>);
+
+impl ParamErrors {
+    pub fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors(self.0).into())
+        }
+    }
+
+    pub fn component(&mut self, value: Option<String>) -> Option<String> {
+        let value = value.filter(|v| !v.is_empty())?;
+        match Component::parse(&value) {
+            Ok(_) => Some(value),
+            Err(message) => {
+                self.push("component", message);
+                None
+            }
+        }
+    }
+
+    pub fn environment(&mut self, value: Option<String>) -> Option<String> {
+        let value = value.filter(|v| !v.is_empty())?;
+        match Environment::parse(&value) {
+            Ok(_) => Some(value),
+            Err(message) => {
+                self.push("environment", message);
+                None
+            }
+        }
+    }
+
+    /// An RFC 3339 instant, as stored microseconds.
+    pub fn instant(&mut self, field: &str, value: Option<String>) -> Option<i64> {
+        let value = value.filter(|v| !v.is_empty())?;
+        match DateTime::parse_from_rfc3339(&value) {
+            Ok(at) => Some(to_micros(at.to_utc())),
+            Err(_) => {
+                self.push(
+                    field,
+                    format!("must be an RFC 3339 date-time with an offset, e.g. 2026-11-01T00:00:00Z (got {value:?})"),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn limit(&mut self, value: Option<i64>) -> i64 {
+        let limit = value.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            self.push(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT} (got {limit})"),
+            );
+        }
+        limit
+    }
+
+    pub fn state(&mut self, value: Option<String>) -> Option<StateFilter> {
+        let value = value.filter(|v| !v.is_empty())?;
+        Some(match value.as_str() {
+            "running" => StateFilter::Running,
+            "abandoned" => StateFilter::Abandoned,
+            "succeeded" => StateFilter::Final("succeeded"),
+            "failed" => StateFilter::Final("failed"),
+            "cancelled" => StateFilter::Final("cancelled"),
+            _ => {
+                self.push(
+                    "state",
+                    format!(
+                        "must be running, succeeded, failed, cancelled or abandoned (got {value:?})"
+                    ),
+                );
+                return None;
+            }
+        })
+    }
+
+    pub fn cursor(&mut self, value: Option<String>) -> Option<Cursor> {
+        let value = value.filter(|v| !v.is_empty())?;
+        let cursor = decode_cursor(&value);
+        if cursor.is_none() {
+            self.push(
+                "cursor",
+                "is not a cursor this server issued; pass next_cursor back unchanged",
+            );
+        }
+        cursor
+    }
+}
+
+/// Cursors are opaque to clients: a versioned pair, base64url-encoded.
+pub fn encode_cursor(cursor: Cursor) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v1:{}:{}", cursor.at, cursor.seq))
+}
+
+fn decode_cursor(value: &str) -> Option<Cursor> {
+    let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let mut parts = text.strip_prefix("v1:")?.split(':');
+    let at = parts.next()?.parse().ok()?;
+    let seq = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some(Cursor { at, seq })
+}
+
+/// Whether the client asked for CSV, by `format=csv` or `Accept: text/csv`.
+pub fn wants_csv(req: &actix_web::HttpRequest, format: Option<&str>) -> Result<bool, ApiError> {
+    match format {
+        Some("csv") => return Ok(true),
+        Some("json") => return Ok(false),
+        Some(other) if !other.is_empty() => {
+            return Err(ValidationErrors(vec![FieldError::new(
+                "format",
+                format!("must be json or csv (got {other:?})"),
+            )])
+            .into());
+        }
+        _ => {}
+    }
+    Ok(req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/csv")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_forgeries() {
+        let cursor = Cursor { at: -5, seq: 42 };
+        assert_eq!(decode_cursor(&encode_cursor(cursor)), Some(cursor));
+        assert_eq!(decode_cursor("nonsense"), None);
+        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("v1:1")), None);
+        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("v1:1:2:3")), None);
+        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("v2:1:2")), None);
+    }
+}

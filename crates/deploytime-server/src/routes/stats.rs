@@ -1,0 +1,202 @@
+//! `GET /api/v1/stats`: duration statistics and DORA figures per group, and
+//! `GET /api/v1/components`: every component and environment seen.
+
+use actix_web::{HttpResponse, web};
+use chrono::{Duration, Utc};
+use chrono_tz::Tz;
+use deploytime_core::stats::{self, GroupBy, Outcome, Sample, StatsRequest};
+use deploytime_core::time::{format_rfc3339, from_micros, micros_to_seconds, to_micros};
+use serde::{Deserialize, Serialize};
+
+use crate::db::queries::{self, DeploymentFilter};
+use crate::db::{Database, DbError};
+use crate::error::ApiError;
+use crate::routes::params::ParamErrors;
+use crate::routes::views::DeploymentView;
+use crate::startup::Reporting;
+
+/// The window statistics cover when `since` is not given.
+pub const DEFAULT_WINDOW_DAYS: i64 = 30;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    component: Option<String>,
+    environment: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    group_by: Option<String>,
+    status: Option<String>,
+    interval: Option<String>,
+    tz: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Window {
+    since: String,
+    until: String,
+}
+
+#[derive(Serialize)]
+struct StatsResponse {
+    window: Window,
+    group_by: String,
+    groups: Vec<stats::GroupStats>,
+}
+
+#[tracing::instrument(skip(db, reporting))]
+pub async fn get_stats(
+    query: web::Query<StatsQuery>,
+    db: web::Data<Database>,
+    reporting: web::Data<Reporting>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let mut errors = ParamErrors::default();
+    let now = to_micros(Utc::now());
+    let until = errors.instant("until", query.until).unwrap_or(now);
+    let since = errors.instant("since", query.since).unwrap_or(
+        until
+            - Duration::days(DEFAULT_WINDOW_DAYS)
+                .num_microseconds()
+                .unwrap_or(0),
+    );
+    if since >= until {
+        errors.push("since", "must be earlier than until");
+    }
+    let group_by_name = query
+        .group_by
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| "component".into());
+    let group_by = GroupBy::parse(&group_by_name).unwrap_or_else(|| {
+        errors.push(
+            "group_by",
+            "must be component, environment, component,environment or none",
+        );
+        GroupBy::Component
+    });
+    let success_only = match query.status.as_deref().filter(|s| !s.is_empty()) {
+        None => false,
+        Some("success") => true,
+        Some(other) => {
+            errors.push(
+                "status",
+                format!("only status=success is supported (got {other:?})"),
+            );
+            false
+        }
+    };
+    let tz: Tz = match query.tz.as_deref().filter(|t| !t.is_empty()) {
+        None => Tz::UTC,
+        Some(name) => name.parse().unwrap_or_else(|_| {
+            errors.push(
+                "tz",
+                format!("must be an IANA time zone such as Europe/Paris (got {name:?})"),
+            );
+            Tz::UTC
+        }),
+    };
+    let daily = match query.interval.as_deref().filter(|i| !i.is_empty()) {
+        None => false,
+        Some("day") => true,
+        Some(other) => {
+            errors.push(
+                "interval",
+                format!("only interval=day is supported (got {other:?})"),
+            );
+            false
+        }
+    };
+    let cutoff = reporting.abandon_cutoff();
+    let filter = DeploymentFilter {
+        component: errors.component(query.component),
+        environment: errors.environment(query.environment),
+        state: None,
+        since: Some(since),
+        until: Some(until),
+        abandon_cutoff: cutoff,
+    };
+    errors.finish()?;
+
+    let rows = db
+        .read(move |conn| queries::stats_samples(conn, &filter))
+        .await?
+        .map_err(DbError::from)?;
+    let samples: Vec<Sample> = rows
+        .into_iter()
+        .map(|row| {
+            let outcome = match row.state.as_str() {
+                "succeeded" => Outcome::Succeeded,
+                "failed" => Outcome::Failed,
+                "cancelled" => Outcome::Cancelled,
+                _ if row.started_at.is_some_and(|s| s < cutoff) => Outcome::Abandoned,
+                _ => Outcome::Running,
+            };
+            Sample {
+                component: row.component,
+                environment: row.environment,
+                outcome,
+                finished_at: row.finished_at,
+                duration_us: row.duration_us,
+                anchor_at: row.anchor_at,
+            }
+        })
+        .collect();
+    let request = StatsRequest {
+        group_by,
+        success_only,
+        since,
+        until,
+        daily_in: daily.then_some(tz),
+    };
+    Ok(HttpResponse::Ok().json(StatsResponse {
+        window: Window {
+            since: format_rfc3339(from_micros(since)),
+            until: format_rfc3339(from_micros(until)),
+        },
+        group_by: group_by_name,
+        groups: stats::compute(&samples, &request),
+    }))
+}
+
+#[derive(Serialize)]
+struct ComponentSummary {
+    component: String,
+    environment: String,
+    deployments: i64,
+    mean_duration_seconds: Option<f64>,
+    last_deployment: DeploymentView,
+}
+
+#[derive(Serialize)]
+struct ComponentsResponse {
+    items: Vec<ComponentSummary>,
+}
+
+/// Every component and environment seen, with its latest deployment and its mean
+/// duration (over deployments that have both a start and a finish).
+#[tracing::instrument(skip(db, reporting))]
+pub async fn list_components(
+    db: web::Data<Database>,
+    reporting: web::Data<Reporting>,
+) -> Result<HttpResponse, ApiError> {
+    let cutoff = reporting.abandon_cutoff();
+    let rows = db
+        .read(queries::component_summaries)
+        .await?
+        .map_err(DbError::from)?;
+    Ok(HttpResponse::Ok().json(ComponentsResponse {
+        items: rows
+            .into_iter()
+            .map(|row| ComponentSummary {
+                last_deployment: DeploymentView::of(&row.latest, cutoff),
+                component: row.component,
+                environment: row.environment,
+                deployments: row.deployments,
+                // Averages of whole microseconds, shown like every other duration.
+                mean_duration_seconds: row
+                    .mean_duration_us
+                    .map(|m| micros_to_seconds(m.round() as i64)),
+            })
+            .collect(),
+    }))
+}
