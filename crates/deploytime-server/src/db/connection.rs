@@ -100,12 +100,13 @@ impl DatabaseUrl {
         match self {
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
-                // Every pooled connection: WAL so readers never wait for the writer,
-                // a busy timeout instead of failing at once when another process
-                // writes, foreign keys enforced, and full fsync so an acknowledged
+                // Every pooled connection: a busy timeout instead of failing at once
+                // while another connection holds a lock (set first, so that the
+                // pragmas after it wait too), WAL so readers never wait for the
+                // writer, foreign keys enforced, and full fsync so an acknowledged
                 // event survives a power cut.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
                 )
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;

@@ -12,6 +12,7 @@ mod deployments;
 mod errors;
 mod idempotency;
 mod pairing;
+mod reporting;
 mod restart;
 mod startup;
 mod validation;

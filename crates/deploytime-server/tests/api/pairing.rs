@@ -53,7 +53,10 @@ async fn finish_without_id_closes_the_latest_running(backend: Backend) {
     for other in [&older, &elsewhere] {
         let id = other["deployment"]["id"].as_str().unwrap();
         // Started in February, they are reported as abandoned by now; still open.
-        assert_eq!(app.deployment(id).await["finished_at"], serde_json::Value::Null);
+        assert_eq!(
+            app.deployment(id).await["finished_at"],
+            serde_json::Value::Null
+        );
     }
     // The next finish closes the older one.
     let finished = app

@@ -1,0 +1,513 @@
+//! Reports: statistics checked against values computed here from the raw data
+//! (not by the server's code), pagination under concurrent inserts, CSV exports
+//! parsed back, components, abandonment and removal.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestApp, expect_problem};
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+fn rfc(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Stores a deployment that started at `start` and, if `finish` is given, ended
+/// `seconds` later with `status`.
+async fn deploy(
+    app: &TestApp,
+    component: &str,
+    start: &str,
+    finish: Option<(i64, &str)>,
+) -> String {
+    let started = app
+        .store(json!({"component": component, "phase": "start", "timestamp": start}))
+        .await;
+    let id = started["deployment"]["id"].as_str().unwrap().to_owned();
+    if let Some((seconds, status)) = finish {
+        app.store(json!({"component": component, "phase": "finish", "status": status,
+                         "deployment_id": id, "timestamp": rfc(t(start) + Duration::seconds(seconds))}))
+            .await;
+    }
+    id
+}
+
+/// Nearest rank, written out from its definition.
+fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.max(1) - 1]
+}
+
+fn close(actual: &Value, expected: f64) {
+    let actual = actual
+        .as_f64()
+        .unwrap_or_else(|| panic!("{actual} is not a number"));
+    assert!((actual - expected).abs() < 1e-9, "{actual} != {expected}");
+}
+
+async fn seed_history(app: &TestApp) {
+    deploy(app, "api", "2026-10-01T10:00:00Z", Some((100, "success"))).await;
+    deploy(app, "api", "2026-10-02T10:00:00Z", Some((300, "exit-1"))).await;
+    deploy(app, "api", "2026-10-02T12:00:00Z", Some((200, "failed"))).await;
+    deploy(app, "api", "2026-10-03T10:00:00Z", Some((50, "success"))).await;
+    deploy(app, "api", "2026-10-04T10:00:00Z", Some((400, "cancelled"))).await;
+    // 01:00 UTC is 22:00 the evening before in São Paulo.
+    deploy(app, "api", "2026-10-05T01:00:00Z", Some((250, "success"))).await;
+    // Never finished: abandoned by now.
+    deploy(app, "api", "2026-10-06T10:00:00Z", None).await;
+    // A finish without a start (it names a deployment never started, so it does
+    // not close the running one): counted, but has no duration.
+    app.store(
+        json!({"component": "api", "phase": "finish", "status": "success",
+                     "deployment_id": uuid::Uuid::new_v4().to_string(),
+                     "timestamp": "2026-10-07T10:00:00Z"}),
+    )
+    .await;
+    deploy(app, "web", "2026-10-02T09:00:00Z", Some((60, "success"))).await;
+    deploy(app, "web", "2026-10-03T09:00:00Z", Some((120, "exit-3"))).await;
+    // Outside the window.
+    deploy(app, "api", "2026-09-30T23:59:59Z", Some((9999, "success"))).await;
+}
+
+const WINDOW: &str = "since=2026-10-01T00:00:00Z&until=2026-10-11T00:00:00Z";
+
+async fn stats_match_an_independent_computation(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_history(&app).await;
+    let body: Value = app
+        .get(&format!("/api/v1/stats?{WINDOW}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["group_by"], "component");
+    let groups = body["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    let api = &groups[0];
+    assert_eq!(api["component"], "api");
+    assert_eq!(api["deployments"], 8);
+    assert_eq!(api["succeeded"], 4);
+    assert_eq!(api["failed"], 2);
+    assert_eq!(api["cancelled"], 1);
+    assert_eq!(api["abandoned"], 1);
+    assert_eq!(api["running"], 0);
+    close(&api["success_rate"], 4.0 / 7.0);
+    close(&api["change_failure_rate"], 2.0 / 7.0);
+    close(&api["deploys_per_day"], 8.0 / 10.0);
+
+    let mut durations = vec![100.0, 300.0, 200.0, 50.0, 400.0, 250.0];
+    durations.sort_by(f64::total_cmp);
+    let n = durations.len() as f64;
+    let mean = durations.iter().sum::<f64>() / n;
+    let stddev = (durations.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let d = &api["duration_seconds"];
+    assert_eq!(d["count"], 6);
+    close(&d["mean"], mean);
+    close(&d["median"], nearest_rank(&durations, 50.0));
+    assert_eq!(
+        d["median"], 200.0,
+        "nearest rank, not the average of 200 and 250"
+    );
+    close(&d["p90"], nearest_rank(&durations, 90.0));
+    close(&d["p95"], nearest_rank(&durations, 95.0));
+    close(&d["p99"], nearest_rank(&durations, 99.0));
+    close(&d["min"], 50.0);
+    close(&d["max"], 400.0);
+    close(&d["stddev"], stddev);
+
+    // The streak of failures starts with the first one's finish and ends with
+    // the next success's finish.
+    let restored = (t("2026-10-03T10:00:50Z") - t("2026-10-02T10:05:00Z")).num_seconds() as f64;
+    close(&api["mean_time_to_restore_seconds"], restored);
+
+    let web = &groups[1];
+    assert_eq!(web["component"], "web");
+    assert_eq!(
+        web["mean_time_to_restore_seconds"],
+        Value::Null,
+        "never restored"
+    );
+    close(&web["duration_seconds"]["mean"], 90.0);
+
+    // Durations of successful deployments only.
+    let body: Value = app
+        .get(&format!(
+            "/api/v1/stats?{WINDOW}&component=api&status=success"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let d = &body["groups"][0]["duration_seconds"];
+    assert_eq!(d["count"], 3);
+    close(&d["median"], nearest_rank(&[50.0, 100.0, 250.0], 50.0));
+    close(&d["mean"], (100.0 + 50.0 + 250.0) / 3.0);
+}
+
+async fn stats_groupings_and_empty_groups(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_history(&app).await;
+    let body: Value = app
+        .get(&format!("/api/v1/stats?{WINDOW}&group_by=none"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["groups"].as_array().unwrap().len(), 1);
+    assert_eq!(body["groups"][0]["deployments"], 10);
+    assert_eq!(body["groups"][0]["component"], Value::Null);
+    let body: Value = app
+        .get(&format!(
+            "/api/v1/stats?{WINDOW}&group_by=component,environment"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["groups"][0]["environment"], "production");
+    // Nothing in the window: counts of zero and null durations, not an error.
+    let response = app
+        .get("/api/v1/stats?group_by=none&since=2020-01-01T00:00:00Z&until=2020-02-01T00:00:00Z")
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let empty = &body["groups"][0];
+    assert_eq!(empty["deployments"], 0);
+    assert_eq!(empty["duration_seconds"]["count"], 0);
+    assert_eq!(empty["duration_seconds"]["median"], Value::Null);
+    assert_eq!(empty["success_rate"], Value::Null);
+    for bad in [
+        "group_by=team",
+        "tz=Mars/Olympus",
+        "interval=week",
+        "status=failed",
+        "since=yesterday",
+    ] {
+        expect_problem(app.get(&format!("/api/v1/stats?{bad}")).await, 422).await;
+    }
+}
+
+async fn daily_buckets_follow_the_time_zone(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_history(&app).await;
+    let daily = |tz: &'static str| {
+        let app = &app;
+        async move {
+            let body: Value = app
+                .get(&format!(
+                    "/api/v1/stats?{WINDOW}&component=api&interval=day&tz={tz}"
+                ))
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["groups"][0]["daily"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| (d["date"].as_str().unwrap().to_owned(), d.clone()))
+                .collect::<BTreeMap<_, _>>()
+        }
+    };
+    let utc = daily("UTC").await;
+    assert_eq!(
+        utc.len(),
+        10,
+        "one bucket per day of the window, empty days included"
+    );
+    assert_eq!(utc["2026-10-04"]["deployments"], 1);
+    assert_eq!(utc["2026-10-05"]["deployments"], 1);
+    assert_eq!(utc["2026-10-08"]["deployments"], 0);
+    assert_eq!(utc["2026-10-08"]["median_duration_seconds"], Value::Null);
+    let sao_paulo = daily("America/Sao_Paulo").await;
+    assert_eq!(
+        sao_paulo["2026-10-04"]["deployments"], 2,
+        "the 01:00 UTC deploy is on the 4th"
+    );
+    assert_eq!(sao_paulo["2026-10-05"]["deployments"], 0);
+    assert_eq!(sao_paulo["2026-10-04"]["cancelled"], 1);
+    assert_eq!(sao_paulo["2026-10-04"]["succeeded"], 1);
+    // Median of 400 and 250 by nearest rank is the first: 250.
+    assert_eq!(sao_paulo["2026-10-04"]["median_duration_seconds"], 250.0);
+    assert_eq!(utc["2026-10-02"]["median_duration_seconds"], 200.0);
+}
+
+async fn pages_see_every_row_once_under_inserts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let base = t("2026-06-01T00:00:00Z");
+    let mut expected = Vec::new();
+    for i in 0..60 {
+        // Pairs share a timestamp, so the sequence number must break ties.
+        let at = rfc(base + Duration::minutes(i / 2));
+        let body = app
+            .store(json!({"component": format!("c{}", i % 3), "phase": "start", "timestamp": at}))
+            .await;
+        expected.push(body["deployment"]["id"].as_str().unwrap().to_owned());
+    }
+    let inserter = {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/events");
+        tokio::spawn(async move {
+            for i in 0..40 {
+                let response = client
+                    .post(&url)
+                    .json(&json!({"component": format!("new{i}"), "phase": "start"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 201);
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/api/v1/deployments?limit=7&until=2026-07-01T00:00:00Z".to_owned();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let body: Value = app.get(&path).await.json().await.unwrap();
+        let items = body["items"].as_array().unwrap();
+        assert!(items.len() <= 7);
+        seen.extend(items.iter().map(|d| d["id"].as_str().unwrap().to_owned()));
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    inserter.await.unwrap();
+    let mut sorted_seen = seen.clone();
+    sorted_seen.sort();
+    sorted_seen.dedup();
+    assert_eq!(sorted_seen.len(), seen.len(), "no row repeated");
+    let mut sorted_expected = expected.clone();
+    sorted_expected.sort();
+    assert_eq!(sorted_seen, sorted_expected, "every row exactly once");
+    // Newest first: the order is the reverse of insertion (same-time pairs by sequence).
+    expected.reverse();
+    assert_eq!(seen, expected);
+
+    // The walk over everything, new rows included, also sees each once.
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/api/v1/deployments?limit=1000".to_owned();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let body: Value = app.get(&path).await.json().await.unwrap();
+        all.extend(
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].clone()),
+        );
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(all.len(), 100);
+    expect_problem(app.get("/api/v1/deployments?cursor=bogus").await, 422).await;
+}
+
+async fn filters_by_state_and_window(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_history(&app).await;
+    let recent = app
+        .store(json!({"component": "api", "phase": "start"}))
+        .await;
+    let ids = |body: Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["state"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let body: Value = app
+        .get("/api/v1/deployments?state=abandoned")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(body), vec!["abandoned"]);
+    let body: Value = app
+        .get("/api/v1/deployments?state=running")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["items"][0]["id"], recent["deployment"]["id"]);
+    assert_eq!(body["items"].as_array().unwrap().len(), 1);
+    let body: Value = app
+        .get("/api/v1/deployments?state=failed&component=api")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids(body), vec!["failed", "failed"]);
+    // since is inclusive, until exclusive, on the start time (finish time without a start).
+    let body: Value = app
+        .get("/api/v1/deployments?since=2026-10-07T10:00:00Z&until=2026-10-07T10:00:00.000001Z")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0]["started_at"],
+        Value::Null,
+        "the orphan finish, by its finish time"
+    );
+    expect_problem(app.get("/api/v1/deployments?state=done").await, 422).await;
+
+    // The ledger: same filters, on the event's own time.
+    let body: Value = app
+        .get("/api/v1/events?component=web&phase=finish")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let statuses: Vec<_> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].clone())
+        .collect();
+    assert_eq!(statuses, vec![json!("exit-3"), json!("success")]);
+}
+
+async fn csv_exports_match_the_json_listing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_history(&app).await;
+    app.store(
+        json!({"component": "evil", "phase": "start", "version": "=HYPERLINK(\"x\")",
+                     "owner": "@SUM(1+1)", "attributes": {"note": "+1, \"quoted\"\nline"}}),
+    )
+    .await;
+    let response = app.get("/api/v1/deployments?format=csv").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = response.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(header[0], "id");
+    assert_eq!(header[9], "duration_seconds");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let json = app.all_deployments().await;
+    assert_eq!(rows.len(), json.len());
+    for (row, d) in rows.iter().zip(&json) {
+        assert_eq!(&row[0], d["id"].as_str().unwrap());
+        assert_eq!(&row[1], d["component"].as_str().unwrap());
+        assert_eq!(&row[5], d["state"].as_str().unwrap());
+        assert_eq!(&row[7], d["started_at"].as_str().unwrap_or(""));
+        match d["duration_seconds"].as_f64() {
+            Some(seconds) => assert_eq!(row[9].parse::<f64>().unwrap(), seconds),
+            None => assert_eq!(&row[9], ""),
+        }
+    }
+    let evil = rows.iter().find(|r| &r[1] == "evil").unwrap();
+    assert_eq!(&evil[3], "'=HYPERLINK(\"x\")");
+    assert_eq!(&evil[4], "'@SUM(1+1)");
+
+    // The ledger, asked for with an Accept header.
+    let response = app
+        .client
+        .get(app.url("/api/v1/events?component=evil"))
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1);
+    let attributes: Value = serde_json::from_str(&rows[0][10]).unwrap();
+    assert_eq!(attributes["note"], "+1, \"quoted\"\nline");
+    let all_events = app
+        .get("/api/v1/events?format=csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let count = csv::Reader::from_reader(all_events.as_bytes())
+        .records()
+        .count();
+    // 9 finished pairs, 1 start never finished, 1 finish never started, 1 start.
+    assert_eq!(count, 9 * 2 + 1 + 1 + 1);
+}
+
+async fn components_and_removal(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_history(&app).await;
+    let body: Value = app.get("/api/v1/components").await.json().await.unwrap();
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["component"], "api");
+    assert_eq!(items[0]["deployments"], 9);
+    // Means are reported to the microsecond, like every stored duration.
+    let mean = items[0]["mean_duration_seconds"].as_f64().unwrap();
+    let expected = (100.0 + 300.0 + 200.0 + 50.0 + 400.0 + 250.0 + 9999.0) / 7.0;
+    assert!((mean - expected).abs() <= 1e-6, "{mean} != {expected}");
+    assert_eq!(
+        items[0]["last_deployment"]["finished_at"],
+        "2026-10-07T10:00:00.000000Z"
+    );
+    close(&items[1]["mean_duration_seconds"], 90.0);
+
+    let id = deploy(&app, "doomed", "2026-10-08T00:00:00Z", Some((5, "success"))).await;
+    let response = app
+        .client
+        .delete(app.url(&format!("/api/v1/deployments/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    expect_problem(app.get(&format!("/api/v1/deployments/{id}")).await, 404).await;
+    let body: Value = app
+        .get("/api/v1/events?component=doomed")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        body["items"].as_array().unwrap().is_empty(),
+        "its events are gone too"
+    );
+    let response = app
+        .client
+        .delete(app.url(&format!("/api/v1/deployments/{id}")))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, 404).await;
+}
+
+backend_tests!(
+    stats_match_an_independent_computation,
+    stats_groupings_and_empty_groups,
+    daily_buckets_follow_the_time_zone,
+    pages_see_every_row_once_under_inserts,
+    filters_by_state_and_window,
+    csv_exports_match_the_json_listing,
+    components_and_removal,
+);
