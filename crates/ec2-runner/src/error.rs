@@ -84,6 +84,11 @@ pub enum Error {
         action: &'static str,
         detail: String,
     },
+    #[error("ec2:{action} failed: cannot reach the EC2 endpoint: {detail}")]
+    Unreachable {
+        action: &'static str,
+        detail: String,
+    },
     #[error(
         "gave up waiting for {instance_id} after {}s; it may still be running and will end itself \
          at its max runtime, or stop it now with `ec2-runner terminate {instance_id}`",
@@ -116,7 +121,7 @@ impl Error {
             Error::WaitTimeout { .. } => exit_code::WAIT_TIMEOUT,
             Error::NotTerminated { .. } => exit_code::NOT_TERMINATED,
             Error::NotManaged { .. } => exit_code::NOT_MANAGED,
-            Error::Aws { .. } | Error::Runtime(_) => exit_code::FAILURE,
+            Error::Aws { .. } | Error::Unreachable { .. } | Error::Runtime(_) => exit_code::FAILURE,
         }
     }
 
@@ -161,6 +166,15 @@ pub fn classify<E>(action: &'static str, err: SdkError<E>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    if matches!(
+        err,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)
+    ) {
+        return Error::Unreachable {
+            action,
+            detail: causes(&err),
+        };
+    }
     let code = err.code().unwrap_or_default().to_owned();
     let message = err.message().unwrap_or_default().to_owned();
     let invalid = |what: &'static str| Error::InvalidResource {
@@ -204,5 +218,21 @@ where
             action,
             detail: DisplayErrorContext(&err).to_string(),
         },
+    }
+}
+
+/// The messages of an error's causes, without the debug dumps
+/// `DisplayErrorContext` appends.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        parts.push(cause.to_string());
+        source = cause.source();
+    }
+    if parts.is_empty() {
+        err.to_string()
+    } else {
+        parts.join(": ")
     }
 }

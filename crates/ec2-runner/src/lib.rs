@@ -215,7 +215,12 @@ async fn status(aws: &AwsArgs, instance_id: &str) -> Result<ExitCode, Error> {
         Some(lifecycle) => lifecycle.as_str().to_owned(),
         None => "on-demand".to_owned(),
     };
-    let field = |value: Option<&str>| value.unwrap_or("-").to_owned();
+    let field = |value: Option<&str>| {
+        value
+            .filter(|value| !value.is_empty())
+            .unwrap_or("-")
+            .to_owned()
+    };
     let rows = [
         ("instance", instance_id.to_owned()),
         ("name", field(ec2::tag_value(&instance, "Name"))),

@@ -99,3 +99,17 @@ fn unreadable_script_and_bad_tags_are_usage_errors() {
         .code(code::USAGE)
         .stderr(predicate::str::contains("set by ec2-runner itself"));
 }
+
+#[test]
+fn an_unreachable_endpoint_is_reported_as_such() {
+    ec2_runner()
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .args(["--region", "us-east-1", "--endpoint-url", DEAD_ENDPOINT])
+        .args(["status", "i-0123456789abcdef0"])
+        .assert()
+        .code(code::FAILURE)
+        .stderr(predicate::str::contains(
+            "ec2:DescribeInstances failed: cannot reach the EC2 endpoint",
+        ));
+}

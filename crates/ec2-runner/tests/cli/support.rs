@@ -9,6 +9,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ec2-runner");
 /// Exit codes as documented; duplicated on purpose so a renumbering is caught.
 pub mod code {
     pub const SUCCESS: i32 = 0;
+    pub const FAILURE: i32 = 1;
     pub const USAGE: i32 = 2;
     pub const NO_CREDENTIALS: i32 = 3;
     pub const INVALID_RESOURCE: i32 = 6;
