@@ -1,0 +1,366 @@
+//! The command line: clap derive, the doc comments are the help text, and every
+//! option a pipeline would set once has an environment variable.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
+
+use crate::exit;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "deploytime",
+    version,
+    about = "Records how long deployments take: start, finish, or run a deploy command",
+    after_help = exit::HELP
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// The deploytime server.
+    #[arg(
+        long,
+        env = "DEPLOYTIME_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// Sent as `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "DEPLOYTIME_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Time allowed for each request (5s, 500ms, ...).
+    #[arg(long, env = "DEPLOYTIME_TIMEOUT", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub timeout: Duration,
+    /// How long to keep retrying an unreachable server before spooling the event.
+    #[arg(long, env = "DEPLOYTIME_RETRY_FOR", default_value = "20s", value_parser = parse_duration, global = true)]
+    pub retry_for: Duration,
+    /// The spool file: events the server has not acknowledged yet, one JSON line
+    /// each [default: $XDG_STATE_HOME/deploytime/spool.jsonl].
+    #[arg(long, env = "DEPLOYTIME_SPOOL", global = true)]
+    pub spool: Option<PathBuf>,
+    /// Exit non-zero when the server cannot be reached, instead of warning.
+    #[arg(
+        long,
+        env = "DEPLOYTIME_STRICT",
+        global = true,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub strict: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record the start of a deployment and print its id on stdout.
+    ///
+    /// ID=$(deploytime start api --version 1.4.2)
+    #[command(after_help = exit::HELP)]
+    Start(StartArgs),
+    /// Record the end of a deployment.
+    #[command(after_help = exit::HELP)]
+    Finish(FinishArgs),
+    /// Record a deployment around a command: start, run it, finish with its outcome.
+    ///
+    /// The finish is `success`, `exit-N`, or `cancelled` when deploytime was
+    /// stopped by SIGINT/SIGTERM (which the command receives too). Exits with the
+    /// command's own exit code.
+    #[command(after_help = exit::HELP)]
+    Run(RunArgs),
+    /// Send the events waiting in the spool, oldest first.
+    #[command(after_help = exit::HELP)]
+    Flush,
+    /// List deployments, newest first.
+    Deployments(DeploymentsArgs),
+    /// Deployment statistics: counts, success rate, duration percentiles.
+    Stats(StatsArgs),
+    /// Write events or deployments as CSV.
+    Export(ExportArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What an event says about its deployment.
+#[derive(Debug, Clone, Args)]
+pub struct EventArgs {
+    /// What is deployed (api, billing/worker, ...).
+    pub component: String,
+    /// The environment deployed to.
+    #[arg(long = "env", env = "DEPLOYTIME_ENV", default_value = "production")]
+    pub environment: String,
+    /// The version being deployed.
+    #[arg(long = "version", id = "deploy_version", value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Who deploys.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// An attribute to store with the event; repeat for more.
+    #[arg(long = "attr", value_name = "KEY=VALUE", value_parser = parse_attribute)]
+    pub attributes: Vec<(String, String)>,
+    /// The deployment's id: chosen by `start` when not given; `finish` closes it.
+    #[arg(long, env = "DEPLOYTIME_DEPLOYMENT_ID")]
+    pub deployment_id: Option<Uuid>,
+    /// Do not add the CI system's run id, commit and run URL to the attributes.
+    #[arg(long)]
+    pub no_ci_metadata: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub event: EventArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FinishArgs {
+    #[command(flatten)]
+    pub event: EventArgs,
+    /// `success`, `cancelled`, or an error code (letters, digits, . _ -) meaning failure.
+    #[arg(long, value_parser = parse_status)]
+    pub status: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub event: EventArgs,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND", value_parser = clap::value_parser!(OsString))]
+    pub command: Vec<OsString>,
+}
+
+/// How read commands print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns, durations like `3m 12s`.
+    Table,
+    /// JSON, durations in seconds.
+    Json,
+    /// CSV with a header row, durations in seconds.
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum State {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Running => "running",
+            State::Succeeded => "succeeded",
+            State::Failed => "failed",
+            State::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Which rows to read.
+#[derive(Debug, Clone, Args)]
+pub struct Filters {
+    /// Only this component.
+    pub component: Option<String>,
+    /// Only this environment.
+    #[arg(long = "env")]
+    pub environment: Option<String>,
+    /// Only deployments in this state.
+    #[arg(long, value_enum)]
+    pub state: Option<State>,
+    /// From this time on: a duration back from now (7d, 12h) or an RFC 3339 time or date.
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Up to this time: a duration back from now or an RFC 3339 time or date.
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeploymentsArgs {
+    #[command(flatten)]
+    pub filters: Filters,
+    /// How many deployments to show at most.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: u32,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Only this component.
+    pub component: Option<String>,
+    /// Only this environment.
+    #[arg(long = "env")]
+    pub environment: Option<String>,
+    /// From this time on: a duration back from now or an RFC 3339 time or date.
+    #[arg(long, value_parser = parse_time, default_value = "30d")]
+    pub since: DateTime<Utc>,
+    /// Up to this time.
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
+    /// How to group: component, environment, component,environment or none.
+    #[arg(long, default_value = "component", value_parser = ["component", "environment", "component,environment", "none"])]
+    pub group_by: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportKind {
+    /// One row per start or finish event.
+    Events,
+    /// One row per deployment.
+    Deployments,
+}
+
+impl ExportKind {
+    pub fn path(self) -> &'static str {
+        match self {
+            ExportKind::Events => "/api/v1/events",
+            ExportKind::Deployments => "/api/v1/deployments",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to export.
+    #[arg(value_enum)]
+    pub kind: ExportKind,
+    #[command(flatten)]
+    pub filters: Filters,
+    /// Write to this file instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// `5s`, `500ms`, `1m 30s`, or a plain number of seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    if let Ok(seconds) = value.trim().parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string());
+    }
+    humantime::parse_duration(value).map_err(|e| format!("{e} (write e.g. 5s, 500ms, 2m)"))
+}
+
+/// `7d` (seven days ago), `2026-11-01T12:00:00Z`, or `2026-11-01` (midnight UTC).
+pub fn parse_time(value: &str) -> Result<DateTime<Utc>, String> {
+    parse_time_at(value, Utc::now())
+}
+
+fn parse_time_at(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(value) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        return Ok(date.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    let ago = humantime::parse_duration(value).map_err(|_| {
+        format!("{value:?} is neither a duration (7d, 12h) nor an RFC 3339 time or date")
+    })?;
+    let ago = chrono::Duration::from_std(ago).map_err(|e| e.to_string())?;
+    now.checked_sub_signed(ago)
+        .ok_or_else(|| format!("{value} reaches too far back"))
+}
+
+/// `KEY=VALUE`; the value may contain `=`.
+fn parse_attribute(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{value:?} is not KEY=VALUE")),
+    }
+}
+
+/// The server's rule, checked before anything is sent: a mistyped status should
+/// fail the call now, not be spooled and rejected later.
+fn parse_status(value: &str) -> Result<String, String> {
+    let valid = (1..=64).contains(&value.chars().count())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{value:?}: use success, cancelled, or an error code of 1 to 64 letters, digits, . _ -"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn times_are_durations_back_dates_or_instants() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            parse_time_at("7d", now).unwrap().to_rfc3339(),
+            "2026-11-15T12:00:00+00:00"
+        );
+        assert_eq!(
+            parse_time_at("2026-11-01", now).unwrap().to_rfc3339(),
+            "2026-11-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_time_at("2026-11-01T10:00:00+02:00", now)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-01T08:00:00+00:00"
+        );
+        assert!(parse_time_at("last tuesday", now).is_err());
+    }
+
+    #[test]
+    fn durations_accept_units_and_plain_seconds() {
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn attributes_split_at_the_first_equals_sign() {
+        assert_eq!(
+            parse_attribute("url=https://x/?a=b").unwrap(),
+            ("url".to_owned(), "https://x/?a=b".to_owned())
+        );
+        assert!(parse_attribute("novalue").is_err());
+        assert!(parse_attribute("=v").is_err());
+    }
+
+    #[test]
+    fn statuses_follow_the_servers_rule() {
+        for ok in ["success", "cancelled", "exit-2", "E4031", "timeout.db_1"] {
+            assert!(parse_status(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "exit 2", "späť", &"x".repeat(65)] {
+            assert!(parse_status(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! One module per family of commands.
+
+pub mod record;
+pub mod reports;
+pub mod run;

@@ -1,0 +1,211 @@
+//! `start`, `finish` and `flush`: getting events to the server, or into the spool
+//! when the server cannot be reached, without ever failing a deploy for it
+//! (unless `--strict` asks for that).
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::api::{Api, Failure};
+use crate::cli::{FinishArgs, GlobalArgs, StartArgs};
+use crate::error::Error;
+use crate::event::Event;
+use crate::exit;
+use crate::output::human_duration;
+use crate::spool::{Spool, Wait};
+
+/// What became of an event.
+pub enum Delivery {
+    /// The server stored it; its answer.
+    Stored(Value),
+    /// The server could not be reached; the event waits in the spool.
+    Spooled { cause: String },
+}
+
+/// Sends an event with retries; when the server stays unreachable, spools it.
+/// `Err` only for a refusal (4xx) or an event that could not even be spooled.
+pub fn deliver(api: &Api, spool: &Spool, event: &Event) -> Result<Delivery, Error> {
+    match api.post_event(event, api.retry_for()) {
+        Ok(answer) => Ok(Delivery::Stored(answer)),
+        Err(Failure::Refused(problem)) => Err(Error::Rejected(problem)),
+        Err(Failure::Transient { cause, .. }) => match spool.append(event) {
+            Ok(()) => Ok(Delivery::Spooled { cause }),
+            Err(e) => {
+                // The last place the event can survive: the job's log.
+                let line = serde_json::to_string(event).unwrap_or_default();
+                eprintln!(
+                    "deploytime: error: cannot reach the server ({cause}) nor write the spool {}; the event was: {line}",
+                    spool.path().display()
+                );
+                Err(Error::NotSpooled(e))
+            }
+        },
+    }
+}
+
+/// Turns a delivery into the command's result: an unreachable server is a
+/// warning, or with `--strict` an error.
+pub fn settle(
+    api: &Api,
+    spool: &Spool,
+    strict: bool,
+    result: Result<Delivery, Error>,
+    describe: impl FnOnce(&Value) -> String,
+) -> Result<(), Error> {
+    match result {
+        Ok(Delivery::Stored(answer)) => {
+            eprintln!("deploytime: {}", describe(&answer));
+            Ok(())
+        }
+        Ok(Delivery::Spooled { cause }) => {
+            let error = Error::UnreachableSpooled {
+                url: api.base().to_owned(),
+                cause,
+                spool: spool.path().to_owned(),
+            };
+            if strict {
+                Err(error)
+            } else {
+                eprintln!("deploytime: warning: {error}");
+                Ok(())
+            }
+        }
+        Err(error @ Error::NotSpooled(_)) if !strict => {
+            eprintln!("deploytime: warning: {error}");
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// `started api in production (deployment …)`.
+pub fn describe_stored(answer: &Value) -> String {
+    let deployment = &answer["deployment"];
+    let event = &answer["event"];
+    let mut text = format!(
+        "{} {} in {}",
+        if event["phase"] == "start" {
+            "started"
+        } else {
+            "finished"
+        },
+        deployment["component"].as_str().unwrap_or("?"),
+        deployment["environment"].as_str().unwrap_or("?"),
+    );
+    if let Some(status) = deployment["status"].as_str() {
+        text.push_str(&format!(": {status}"));
+    }
+    if let Some(seconds) = deployment["duration_seconds"].as_f64() {
+        text.push_str(&format!(" after {}", human_duration(seconds)));
+    }
+    text.push_str(&format!(
+        " (deployment {})",
+        deployment["id"].as_str().unwrap_or("?")
+    ));
+    text
+}
+
+pub fn start(api: &Api, spool: &Spool, global: &GlobalArgs, args: StartArgs) -> Result<u8, Error> {
+    let event = Event::start(&args.event);
+    let result = deliver(api, spool, &event);
+    if result.is_ok()
+        && let Some(id) = event.deployment_id
+    {
+        // The id is the caller's handle on the deployment, stored or spooled.
+        println!("{id}");
+    }
+    settle(api, spool, global.strict, result, describe_stored)?;
+    Ok(exit::OK)
+}
+
+pub fn finish(
+    api: &Api,
+    spool: &Spool,
+    global: &GlobalArgs,
+    args: FinishArgs,
+) -> Result<u8, Error> {
+    let deployment_id = match args.event.deployment_id {
+        Some(id) => Some(id),
+        None => spooled_start(spool, &args.event.component, &args.event.environment),
+    };
+    let event = Event::finish(&args.event, &args.status, deployment_id);
+    let result = deliver(api, spool, &event);
+    settle(api, spool, global.strict, result, describe_stored)?;
+    Ok(exit::OK)
+}
+
+/// The deployment opened by a `start` still waiting in the spool: the server
+/// does not know it yet, so it could not pair a `finish` without its id.
+fn spooled_start(spool: &Spool, component: &str, environment: &str) -> Option<Uuid> {
+    spool
+        .open_deployment(component, environment)
+        .unwrap_or_else(|e| {
+            eprintln!(
+                "deploytime: warning: cannot read the spool {}: {e}",
+                spool.path().display()
+            );
+            None
+        })
+}
+
+/// Sends what the spool holds before this invocation's own work. Problems are
+/// warnings: they must not stop the event at hand from being recorded.
+pub fn flush_before(api: &Api, spool: &Spool) {
+    match spool.flush(api, Wait::No) {
+        Ok(report) => print_report(spool, &report),
+        Err(e) => eprintln!(
+            "deploytime: warning: cannot flush the spool {}: {e}",
+            spool.path().display()
+        ),
+    }
+}
+
+fn print_report(spool: &Spool, report: &crate::spool::FlushReport) {
+    if report.delivered > 0 {
+        eprintln!(
+            "deploytime: sent {} spooled event(s) from {}",
+            report.delivered,
+            spool.path().display()
+        );
+    }
+    for (event, problem) in &report.rejected {
+        eprintln!(
+            "deploytime: warning: the server refused the spooled {} of {} (event {}): {problem}; it is kept in {}",
+            event.phase,
+            event.component,
+            event.event_id,
+            spool.rejected_path().display()
+        );
+    }
+    if report.unreadable > 0 {
+        eprintln!(
+            "deploytime: warning: {} unreadable spool line(s) moved to {}",
+            report.unreadable,
+            spool.rejected_path().display()
+        );
+    }
+}
+
+/// `deploytime flush`: waits for any other flush, then sends everything.
+pub fn flush(api: &Api, spool: &Spool) -> Result<u8, Error> {
+    let report = spool.flush(api, Wait::Yes).map_err(|source| Error::Spool {
+        path: spool.path().to_owned(),
+        source,
+    })?;
+    print_report(spool, &report);
+    if let Some(cause) = report.stopped_by {
+        return Err(Error::FlushIncomplete {
+            path: spool.path().to_owned(),
+            cause: format!("{} event(s) not sent: {cause}", report.remaining),
+        });
+    }
+    if !report.rejected.is_empty() || report.unreadable > 0 {
+        return Err(Error::FlushRejected {
+            count: report.rejected.len() + report.unreadable,
+            path: spool.rejected_path(),
+        });
+    }
+    if report.delivered == 0 {
+        eprintln!("deploytime: the spool is empty");
+    }
+    Ok(exit::OK)
+}

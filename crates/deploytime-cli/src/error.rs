@@ -1,0 +1,68 @@
+//! The errors a command ends with, and the exit code each one maps to.
+
+use std::path::PathBuf;
+
+use crate::api::Problem;
+use crate::exit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error("the server refused the call: {0}")]
+    Rejected(Problem),
+    #[error("cannot reach the server at {url}: {cause}")]
+    Unreachable { url: String, cause: String },
+    #[error(
+        "cannot reach the server at {url}: {cause}; the event is kept in {} and will be sent by the next deploytime call or `deploytime flush`",
+        spool.display()
+    )]
+    UnreachableSpooled {
+        url: String,
+        cause: String,
+        spool: PathBuf,
+    },
+    #[error("the event could be neither sent nor spooled")]
+    NotSpooled(#[source] std::io::Error),
+    #[error(
+        "the server at {url} does not offer {what} yet (it answered {status}); upgrade the server"
+    )]
+    Unsupported {
+        url: String,
+        what: String,
+        status: u16,
+    },
+    #[error("{0}")]
+    BadResponse(String),
+    #[error("cannot use the spool {}", path.display())]
+    Spool {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("events remain in the spool {}: {cause}", path.display())]
+    FlushIncomplete { path: PathBuf, cause: String },
+    #[error("{count} spooled event(s) were refused by the server; they are kept in {}", path.display())]
+    FlushRejected { count: usize, path: PathBuf },
+    #[error("cannot write {what}")]
+    Output {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => exit::USAGE,
+            Error::Rejected(_) | Error::FlushRejected { .. } => exit::REJECTED,
+            Error::Unreachable { .. }
+            | Error::UnreachableSpooled { .. }
+            | Error::FlushIncomplete { .. } => exit::UNREACHABLE,
+            Error::NotSpooled(_) => exit::SPOOL_FAILED,
+            Error::Unsupported { .. } => exit::UNSUPPORTED,
+            Error::BadResponse(_) | Error::Spool { .. } | Error::Output { .. } => exit::FAILURE,
+        }
+    }
+}

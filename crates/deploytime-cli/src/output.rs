@@ -1,0 +1,189 @@
+//! How read commands print: tables for people (durations like `3m 12s`), JSON
+//! and CSV for machines (durations in seconds).
+
+use std::io::Write;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use comfy_table::{CellAlignment, Table, presets};
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// The columns of a deployment, in CSV and table order.
+pub const DEPLOYMENT_COLUMNS: [&str; 10] = [
+    "id",
+    "component",
+    "environment",
+    "version",
+    "owner",
+    "state",
+    "status",
+    "started_at",
+    "finished_at",
+    "duration_seconds",
+];
+
+/// A duration for people: `3m 12s`, `2h 5m 1s`, `450ms`.
+pub fn human_duration(seconds: f64) -> String {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return "-".to_owned();
+    }
+    if seconds < 1.0 {
+        return format!("{}ms", (seconds * 1000.0).round());
+    }
+    humantime::format_duration(Duration::from_secs(seconds.round() as u64)).to_string()
+}
+
+/// A timestamp for people, in UTC to the second.
+pub fn human_time(value: &Value) -> String {
+    value
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            t.with_timezone(&Utc)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// A JSON value as a CSV or table cell: strings bare, null empty.
+pub fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn new_table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(presets::NOTHING);
+    table.set_header(header.iter().map(|h| h.to_uppercase()));
+    table
+}
+
+pub fn align_right(table: &mut Table, columns: &[usize]) {
+    for &index in columns {
+        if let Some(column) = table.column_mut(index) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+pub fn deployments_table(items: &[Value]) -> Table {
+    let mut table = new_table(&[
+        "id",
+        "component",
+        "env",
+        "version",
+        "state",
+        "status",
+        "started",
+        "duration",
+    ]);
+    for item in items {
+        table.add_row(vec![
+            cell(&item["id"]),
+            cell(&item["component"]),
+            cell(&item["environment"]),
+            or_dash(cell(&item["version"])),
+            cell(&item["state"]),
+            or_dash(cell(&item["status"])),
+            human_time(&item["started_at"]),
+            item["duration_seconds"]
+                .as_f64()
+                .map_or_else(|| "-".to_owned(), human_duration),
+        ]);
+    }
+    align_right(&mut table, &[7]);
+    table
+}
+
+fn or_dash(text: String) -> String {
+    if text.is_empty() {
+        "-".to_owned()
+    } else {
+        text
+    }
+}
+
+/// Writes deployments as CSV with a header row.
+pub fn write_deployments_csv(out: impl Write, items: &[Value]) -> Result<(), Error> {
+    let mut writer = csv::Writer::from_writer(out);
+    let failed = |e: csv::Error| Error::Output {
+        what: "CSV".into(),
+        source: e.into(),
+    };
+    writer.write_record(DEPLOYMENT_COLUMNS).map_err(failed)?;
+    for item in items {
+        writer
+            .write_record(DEPLOYMENT_COLUMNS.iter().map(|c| cell(&item[*c])))
+            .map_err(failed)?;
+    }
+    writer.flush().map_err(|e| Error::Output {
+        what: "CSV".into(),
+        source: e,
+    })
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json(value: &Value) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .map_err(|e| Error::Output {
+            what: "stdout".into(),
+            source: e,
+        })
+}
+
+pub fn print_table(table: &Table) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    // comfy-table pads the lines; the trailing blanks are noise in a terminal.
+    for line in table.lines() {
+        writeln!(out, "{}", line.trim_end()).map_err(|e| Error::Output {
+            what: "stdout".into(),
+            source: e,
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(human_duration(192.4), "3m 12s");
+        assert_eq!(human_duration(7501.0), "2h 5m 1s");
+        assert_eq!(human_duration(0.45), "450ms");
+        assert_eq!(human_duration(-1.0), "-");
+    }
+
+    #[test]
+    fn deployment_csv_has_a_header_and_one_row_each() {
+        let mut out = Vec::new();
+        let items = vec![json!({
+            "id": "0193", "component": "api", "environment": "production",
+            "version": null, "owner": "ops", "state": "succeeded", "status": "success",
+            "started_at": "2026-11-22T10:00:00Z", "finished_at": "2026-11-22T10:03:12Z",
+            "duration_seconds": 192.0
+        })];
+        write_deployments_csv(&mut out, &items).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some(DEPLOYMENT_COLUMNS.join(",").as_str()));
+        assert_eq!(
+            lines.next(),
+            Some(
+                "0193,api,production,,ops,succeeded,success,2026-11-22T10:00:00Z,2026-11-22T10:03:12Z,192.0"
+            )
+        );
+        assert_eq!(lines.next(), None);
+    }
+}

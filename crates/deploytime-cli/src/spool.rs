@@ -1,0 +1,360 @@
+//! The spool: events the server has not acknowledged yet.
+//!
+//! One JSON line per event in `spool.jsonl`. Every change happens under an
+//! exclusive lock on a separate `spool.jsonl.lock` file, which is never replaced,
+//! so two processes appending at once, or one appending while another flushes,
+//! cannot lose a line. Appends are fsynced before the caller is told the event is
+//! safe. A flush sends events oldest first and removes an event only once the
+//! server has acknowledged it; a crash mid-flush re-sends some events, which the
+//! server recognises by their `event_id` and stores once.
+//!
+//! Events the server refuses (409, 422, ...) cannot succeed by retrying: they
+//! move to `spool.jsonl.rejected` with the server's reason, so nothing is ever
+//! thrown away.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::api::{Api, Failure, Problem};
+use crate::event::{self, Event};
+
+/// One line of the spool.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SpooledEvent {
+    /// When the event was given up on for now.
+    pub spooled_at: String,
+    /// The event, exactly as it will be sent.
+    pub event: Event,
+}
+
+/// One line of the rejected file.
+#[derive(Debug, Serialize)]
+struct RejectedEvent<'a> {
+    rejected_at: String,
+    reason: String,
+    /// The spool line as it was (an event, or text that could not be read).
+    line: &'a str,
+}
+
+#[derive(Debug, Clone)]
+pub struct Spool {
+    path: PathBuf,
+}
+
+/// Whether a flush waits for another process that holds the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    Yes,
+    No,
+}
+
+#[derive(Debug, Default)]
+pub struct FlushReport {
+    pub delivered: usize,
+    pub rejected: Vec<(Event, Problem)>,
+    pub unreadable: usize,
+    pub remaining: usize,
+    /// Why the flush stopped early, when it did.
+    pub stopped_by: Option<String>,
+    /// Another process was flushing; nothing was done.
+    pub busy: bool,
+}
+
+impl Spool {
+    pub fn new(path: Option<PathBuf>) -> Spool {
+        Spool {
+            path: path.unwrap_or_else(default_path),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn rejected_path(&self) -> PathBuf {
+        sibling(&self.path, ".rejected")
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        sibling(&self.path, ".lock")
+    }
+
+    /// Takes the spool's lock; `None` when `wait` is `No` and someone holds it.
+    fn lock(&self, wait: Wait) -> io::Result<Option<File>> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.lock_path())?;
+        match wait {
+            Wait::Yes => file.lock()?,
+            Wait::No => match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            },
+        }
+        Ok(Some(file))
+    }
+
+    /// Appends an event and makes it durable before returning.
+    pub fn append(&self, event: &Event) -> io::Result<()> {
+        let line = serde_json::to_string(&SpooledEvent {
+            spooled_at: now(),
+            event: event.clone(),
+        })?;
+        let _lock = self.lock(Wait::Yes)?;
+        append_line(&self.path, &line)
+    }
+
+    /// The spool's lines as they are now (unreadable lines are skipped).
+    pub fn pending(&self) -> io::Result<Vec<SpooledEvent>> {
+        let _lock = self.lock(Wait::Yes)?;
+        Ok(read_lines(&self.path)?
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect())
+    }
+
+    /// The deployment a spooled, unfinished `start` opened for this component and
+    /// environment: a `finish` without `--deployment-id` must close that one.
+    pub fn open_deployment(&self, component: &str, environment: &str) -> io::Result<Option<Uuid>> {
+        let pending = self.pending()?;
+        let finished: Vec<Uuid> = pending
+            .iter()
+            .filter(|s| s.event.phase == event::FINISH)
+            .filter_map(|s| s.event.deployment_id)
+            .collect();
+        Ok(pending
+            .iter()
+            .rev()
+            .filter(|s| {
+                s.event.phase == event::START
+                    && s.event.component == component
+                    && s.event.environment == environment
+            })
+            .filter_map(|s| s.event.deployment_id)
+            .find(|id| !finished.contains(id)))
+    }
+
+    /// Sends the spooled events oldest first, one attempt each, stopping at the
+    /// first one the server does not answer (the rest keep their order).
+    pub fn flush(&self, api: &Api, wait: Wait) -> io::Result<FlushReport> {
+        let mut report = FlushReport::default();
+        let Some(_lock) = self.lock(wait)? else {
+            report.busy = true;
+            return Ok(report);
+        };
+        let lines = read_lines(&self.path)?;
+        if lines.is_empty() {
+            return Ok(report);
+        }
+        let mut keep: Vec<&str> = Vec::new();
+        for (index, line) in lines.iter().enumerate() {
+            if report.stopped_by.is_some() {
+                keep.extend(lines[index..].iter().map(String::as_str));
+                break;
+            }
+            let spooled: SpooledEvent = match serde_json::from_str(line) {
+                Ok(spooled) => spooled,
+                Err(e) => {
+                    self.reject(line, format!("unreadable spool line: {e}"))?;
+                    report.unreadable += 1;
+                    continue;
+                }
+            };
+            match api.post_event(&spooled.event, std::time::Duration::ZERO) {
+                Ok(_) => report.delivered += 1,
+                Err(Failure::Refused(problem)) => {
+                    self.reject(line, problem.to_string())?;
+                    report.rejected.push((spooled.event, problem));
+                }
+                Err(failure @ Failure::Transient { .. }) => {
+                    report.stopped_by = Some(failure.to_string());
+                    keep.push(line);
+                }
+            }
+        }
+        report.remaining = keep.len();
+        self.replace(&keep)?;
+        Ok(report)
+    }
+
+    fn reject(&self, line: &str, reason: String) -> io::Result<()> {
+        let record = serde_json::to_string(&RejectedEvent {
+            rejected_at: now(),
+            reason,
+            line,
+        })?;
+        append_line(&self.rejected_path(), &record)
+    }
+
+    /// Replaces the spool's content with `lines`, atomically and durably.
+    fn replace(&self, lines: &[&str]) -> io::Result<()> {
+        if lines.is_empty() {
+            return match fs::remove_file(&self.path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => sync_dir(&self.path),
+            };
+        }
+        let temporary = sibling(&self.path, ".tmp");
+        let mut file = File::create(&temporary)?;
+        for line in lines {
+            file.write_all(line.as_bytes())?;
+            file.write_all(b"\n")?;
+        }
+        file.sync_all()?;
+        fs::rename(&temporary, &self.path)?;
+        sync_dir(&self.path)
+    }
+}
+
+/// `$XDG_STATE_HOME/deploytime/spool.jsonl` (`~/.local/state/...`), or the cache
+/// directory where there is no state directory (macOS, Windows).
+pub fn default_path() -> PathBuf {
+    dirs::state_dir()
+        .or_else(dirs::cache_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("deploytime")
+        .join("spool.jsonl")
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn read_lines(path: &Path) -> io::Result<Vec<String>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(str::to_owned)
+            .collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Appends one line with a single write and fsyncs it. A new file's directory
+/// entry is synced too, or the file itself could vanish in a power cut.
+fn append_line(path: &Path, line: &str) -> io::Result<()> {
+    let existed = path.exists();
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    let mut record = String::with_capacity(line.len() + 1);
+    record.push_str(line);
+    record.push('\n');
+    file.write_all(record.as_bytes())?;
+    file.sync_all()?;
+    if !existed {
+        sync_dir(path)?;
+    }
+    Ok(())
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::EventArgs;
+
+    fn args(component: &str) -> EventArgs {
+        EventArgs {
+            component: component.into(),
+            environment: "production".into(),
+            version: None,
+            owner: None,
+            attributes: Vec::new(),
+            deployment_id: None,
+            no_ci_metadata: true,
+        }
+    }
+
+    #[test]
+    fn appended_events_come_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(Some(dir.path().join("nested/spool.jsonl")));
+        let first = Event::start(&args("api"));
+        let second = Event::finish(&args("api"), "success", first.deployment_id);
+        spool.append(&first).unwrap();
+        spool.append(&second).unwrap();
+        let pending: Vec<Event> = spool
+            .pending()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.event)
+            .collect();
+        assert_eq!(pending, vec![first, second]);
+    }
+
+    #[test]
+    fn concurrent_appenders_lose_no_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(Some(dir.path().join("spool.jsonl")));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let spool = spool.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        spool.append(&Event::start(&args("api"))).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let pending = spool.pending().unwrap();
+        assert_eq!(pending.len(), 200);
+        let mut ids: Vec<Uuid> = pending.iter().map(|s| s.event.event_id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 200);
+    }
+
+    #[test]
+    fn a_finish_finds_the_spooled_start_it_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(Some(dir.path().join("spool.jsonl")));
+        assert_eq!(spool.open_deployment("api", "production").unwrap(), None);
+        let closed = Event::start(&args("api"));
+        spool.append(&closed).unwrap();
+        spool
+            .append(&Event::finish(
+                &args("api"),
+                "success",
+                closed.deployment_id,
+            ))
+            .unwrap();
+        let open = Event::start(&args("api"));
+        spool.append(&open).unwrap();
+        spool.append(&Event::start(&args("web"))).unwrap();
+        assert_eq!(
+            spool.open_deployment("api", "production").unwrap(),
+            open.deployment_id
+        );
+        assert_eq!(spool.open_deployment("api", "staging").unwrap(), None);
+    }
+}

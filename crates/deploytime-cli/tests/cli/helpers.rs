@@ -1,0 +1,272 @@
+//! A server of its own for each test, a spool of its own, and the binary.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use deploytime_server::config::Settings;
+use deploytime_server::db::DatabaseUrl;
+use deploytime_server::startup::Application;
+use serde_json::Value;
+
+/// The variables a developer's or CI machine may set that would change what the
+/// binary does: the tests set what they need themselves.
+const AMBIENT: &[&str] = &[
+    "DEPLOYTIME_URL",
+    "DEPLOYTIME_TOKEN",
+    "DEPLOYTIME_TIMEOUT",
+    "DEPLOYTIME_RETRY_FOR",
+    "DEPLOYTIME_SPOOL",
+    "DEPLOYTIME_STRICT",
+    "DEPLOYTIME_ENV",
+    "DEPLOYTIME_DEPLOYMENT_ID",
+    "GITHUB_ACTIONS",
+    "GITHUB_RUN_ID",
+    "GITLAB_CI",
+    "CI_PIPELINE_ID",
+    "TF_BUILD",
+    "BUILD_BUILDID",
+    "JENKINS_URL",
+    "BUILD_URL",
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+];
+
+/// A running server on a SQLite file in a temporary directory.
+pub struct TestServer {
+    pub url: String,
+    http: reqwest::blocking::Client,
+    handle: ServerHandle,
+    runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            bind: "127.0.0.1:0".into(),
+            database_url: DatabaseUrl::Sqlite(dir.path().join("deploytime.db")),
+            pool_size: 4,
+            workers: Some(1),
+            shutdown_timeout: 5,
+            abandon_after: Duration::from_secs(24 * 3600),
+            handle_signals: false,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let app = {
+            let _context = runtime.enter();
+            Application::build(&settings).expect("the server starts")
+        };
+        let url = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        runtime.spawn(app.run_until_stopped());
+        TestServer {
+            url,
+            http: reqwest::blocking::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap(),
+            handle,
+            runtime,
+            _dir: dir,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let response = self.http.get(format!("{}{path}", self.url)).send().unwrap();
+        let status = response.status();
+        let text = response.text().unwrap();
+        assert!(status.is_success(), "GET {path} answered {status}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// A deployment with its events.
+    pub fn deployment(&self, id: &str) -> Value {
+        self.get(&format!("/api/v1/deployments/{id}"))
+    }
+
+    pub fn deployments(&self) -> Vec<Value> {
+        self.get("/api/v1/deployments?limit=1000")["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        self.get("/api/v1/events?limit=1000")["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.runtime.block_on(self.handle.stop(true));
+    }
+}
+
+/// A loopback address where nothing listens: the server is down.
+pub fn nothing_listening() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A spool of the test's own, so that tests never send each other's events.
+pub struct TestSpool {
+    dir: tempfile::TempDir,
+}
+
+impl TestSpool {
+    pub fn new() -> TestSpool {
+        TestSpool {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("spool.jsonl")
+    }
+
+    pub fn rejected_path(&self) -> PathBuf {
+        self.dir.path().join("spool.jsonl.rejected")
+    }
+
+    /// The events waiting in the spool.
+    pub fn events(&self) -> Vec<Value> {
+        match std::fs::read_to_string(self.path()) {
+            Ok(text) => text
+                .lines()
+                .map(|line| serde_json::from_str::<Value>(line).unwrap()["event"].clone())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("reading the spool: {e}"),
+        }
+    }
+
+    /// `deploytime` against `url`, with this spool and nothing from the
+    /// environment the test runs in.
+    pub fn deploytime(&self, url: &str) -> assert_cmd::Command {
+        let mut command = assert_cmd::Command::cargo_bin("deploytime").unwrap();
+        for name in AMBIENT {
+            command.env_remove(name);
+        }
+        command
+            .env("DEPLOYTIME_URL", url)
+            .env("DEPLOYTIME_SPOOL", self.path())
+            .timeout(Duration::from_secs(60));
+        command
+    }
+
+    /// The same as a `std` command, for tests that signal the process.
+    pub fn std_command(&self, url: &str) -> std::process::Command {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("deploytime"));
+        for name in AMBIENT {
+            command.env_remove(name);
+        }
+        command
+            .env("DEPLOYTIME_URL", url)
+            .env("DEPLOYTIME_SPOOL", self.path());
+        command
+    }
+}
+
+pub fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.try_exists().unwrap()
+}
+
+/// A TCP proxy to `upstream` that lets the server answer the first request, then
+/// drops the client's connection without passing the answer on: the client
+/// cannot know its request was stored. Later connections pass through.
+pub struct DroppingProxy {
+    pub url: String,
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl DroppingProxy {
+    pub fn start(upstream: &str) -> DroppingProxy {
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&connections);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let seen = counter.fetch_add(1, Ordering::SeqCst);
+                let upstream = upstream.clone();
+                std::thread::spawn(move || {
+                    let Ok(server) = TcpStream::connect(&upstream) else {
+                        return;
+                    };
+                    if seen == 0 {
+                        drop_the_answer(client, server);
+                    } else {
+                        pass_through(client, server);
+                    }
+                });
+            }
+        });
+        DroppingProxy { url, connections }
+    }
+}
+
+fn drop_the_answer(client: TcpStream, mut server: TcpStream) {
+    let mut to_server = server.try_clone().unwrap();
+    let mut from_client = client.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from_client, &mut to_server);
+    });
+    // The first byte of the answer proves the server handled the request.
+    let mut byte = [0u8; 1];
+    let _ = server.read(&mut byte);
+    let _ = client.shutdown(Shutdown::Both);
+    let _ = server.shutdown(Shutdown::Both);
+}
+
+fn pass_through(client: TcpStream, server: TcpStream) {
+    let (mut client_read, mut client_write) = (client.try_clone().unwrap(), client);
+    let (mut server_read, mut server_write) = (server.try_clone().unwrap(), server);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_read, &mut server_write);
+        let _ = server_write.shutdown(Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut server_read, &mut client_write);
+    let _ = client_write.flush();
+    let _ = client_write.shutdown(Shutdown::Both);
+}

@@ -1,0 +1,259 @@
+//! The two promises: an event is never lost (retries re-send the same id, the
+//! spool keeps what the server did not acknowledge) and a deploy is never broken
+//! by an unreachable server (unless `--strict`).
+
+use std::sync::atomic::Ordering;
+
+use deploytime_cli::exit;
+use predicates::prelude::*;
+use serde_json::Value;
+
+use crate::helpers::{
+    DroppingProxy, TestServer, TestSpool, exists, nothing_listening, stderr, stdout,
+};
+
+fn ids(events: &[Value], field: &str) -> Vec<String> {
+    let mut ids: Vec<String> = events
+        .iter()
+        .map(|e| e[field].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn events_spooled_while_the_server_is_down_are_flushed_once_and_paired() {
+    let spool = TestSpool::new();
+    let down = nothing_listening();
+    let output = spool
+        .deploytime(&down)
+        .args(["--retry-for", "1s", "start", "api", "--version", "2.0.0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(i32::from(exit::OK)));
+    let id = stdout(&output).trim().to_owned();
+    assert!(
+        uuid::Uuid::parse_str(&id).is_ok(),
+        "the id is printed even when spooled"
+    );
+    assert!(stderr(&output).contains("deploytime: warning: cannot reach the server"));
+    // No --deployment-id: the finish must find the start that is still spooled.
+    spool
+        .deploytime(&down)
+        .args(["--retry-for", "1s", "finish", "api", "--status", "success"])
+        .assert()
+        .code(i32::from(exit::OK))
+        .stderr(predicate::str::contains("the event is kept in"));
+    let spooled = spool.events();
+    assert_eq!(spooled.len(), 2);
+    assert_eq!(spooled[0]["phase"], "start");
+    assert_eq!(spooled[1]["phase"], "finish");
+    assert_eq!(spooled[1]["deployment_id"], id.as_str());
+
+    let server = TestServer::start();
+    spool
+        .deploytime(&server.url)
+        .arg("flush")
+        .assert()
+        .code(i32::from(exit::OK))
+        .stderr(predicate::str::contains("sent 2 spooled event(s)"));
+    assert!(spool.events().is_empty());
+
+    let deployments = server.deployments();
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    let deployment = server.deployment(&id);
+    assert_eq!(deployment["state"], "succeeded");
+    assert_eq!(deployment["version"], "2.0.0");
+    assert!(
+        deployment["duration_seconds"].as_f64().is_some(),
+        "start and finish paired"
+    );
+    assert_eq!(
+        ids(deployment["events"].as_array().unwrap(), "id"),
+        ids(&spooled, "event_id")
+    );
+
+    // Flushing again sends nothing twice.
+    spool
+        .deploytime(&server.url)
+        .arg("flush")
+        .assert()
+        .code(i32::from(exit::OK))
+        .stderr(predicate::str::contains("the spool is empty"));
+    assert_eq!(server.events().len(), 2);
+}
+
+#[test]
+fn a_finish_flushed_before_its_start_still_pairs() {
+    let spool = TestSpool::new();
+    let down = nothing_listening();
+    let output = spool
+        .deploytime(&down)
+        .args(["--retry-for", "0s", "start", "web"])
+        .output()
+        .unwrap();
+    let id = stdout(&output).trim().to_owned();
+    spool
+        .deploytime(&down)
+        .args(["--retry-for", "0s", "finish", "web", "--status", "exit-1"])
+        .assert()
+        .code(i32::from(exit::OK));
+    // Reverse the spool: the finish now goes first.
+    let text = std::fs::read_to_string(spool.path()).unwrap();
+    let reversed: Vec<&str> = text.lines().rev().collect();
+    std::fs::write(spool.path(), reversed.join("\n") + "\n").unwrap();
+
+    let server = TestServer::start();
+    spool
+        .deploytime(&server.url)
+        .arg("flush")
+        .assert()
+        .code(i32::from(exit::OK));
+    let deployments = server.deployments();
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    assert_eq!(deployments[0]["id"], id.as_str());
+    assert_eq!(deployments[0]["state"], "failed");
+    assert!(deployments[0]["started_at"].is_string());
+    assert!(deployments[0]["duration_seconds"].is_number());
+}
+
+#[test]
+fn every_call_flushes_the_spool_first() {
+    let spool = TestSpool::new();
+    let down = nothing_listening();
+    let output = spool
+        .deploytime(&down)
+        .args(["--retry-for", "0s", "start", "api"])
+        .output()
+        .unwrap();
+    let spooled_id = stdout(&output).trim().to_owned();
+    assert_eq!(spool.events().len(), 1);
+
+    let server = TestServer::start();
+    let output = spool
+        .deploytime(&server.url)
+        .args(["start", "web"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(stderr(&output).contains("sent 1 spooled event(s)"));
+    assert!(spool.events().is_empty());
+    let mut components: Vec<String> = server
+        .deployments()
+        .iter()
+        .map(|d| d["component"].as_str().unwrap().to_owned())
+        .collect();
+    components.sort();
+    assert_eq!(components, ["api", "web"]);
+    assert_eq!(server.deployment(&spooled_id)["state"], "running");
+}
+
+#[test]
+fn strict_turns_an_unreachable_server_into_an_error_and_still_spools() {
+    let spool = TestSpool::new();
+    let down = nothing_listening();
+    spool
+        .deploytime(&down)
+        .args(["--retry-for", "0s", "--strict", "start", "api"])
+        .assert()
+        .code(i32::from(exit::UNREACHABLE))
+        .stderr(predicate::str::starts_with(
+            "deploytime: error: cannot reach the server",
+        ));
+    spool
+        .deploytime(&down)
+        .env("DEPLOYTIME_STRICT", "1")
+        .args(["--retry-for", "0s", "finish", "api", "--status", "success"])
+        .assert()
+        .code(i32::from(exit::UNREACHABLE));
+    assert_eq!(
+        spool.events().len(),
+        2,
+        "strict or not, the events are kept"
+    );
+    spool
+        .deploytime(&down)
+        .args(["--retry-for", "0s", "flush"])
+        .assert()
+        .code(i32::from(exit::UNREACHABLE))
+        .stderr(predicate::str::contains("2 event(s) not sent"));
+}
+
+#[test]
+fn retrying_after_a_lost_answer_stores_the_event_once() {
+    let server = TestServer::start();
+    let proxy = DroppingProxy::start(&server.url);
+    let spool = TestSpool::new();
+    let output = spool
+        .deploytime(&proxy.url)
+        .args(["--retry-for", "10s", "start", "api"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(i32::from(exit::OK)),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).contains("retrying"), "{}", stderr(&output));
+    assert!(proxy.connections.load(Ordering::SeqCst) >= 2);
+    let id = stdout(&output).trim().to_owned();
+    assert_eq!(server.deployments().len(), 1);
+    assert_eq!(
+        server.events().len(),
+        1,
+        "the retry re-sent the same event id"
+    );
+    assert_eq!(server.deployment(&id)["state"], "running");
+    assert!(spool.events().is_empty());
+}
+
+#[test]
+fn a_spooled_event_the_server_refuses_is_set_aside_not_retried_forever() {
+    let server = TestServer::start();
+    let spool = TestSpool::new();
+    let output = spool
+        .deploytime(&server.url)
+        .args(["start", "api"])
+        .output()
+        .unwrap();
+    let id = stdout(&output).trim().to_owned();
+    spool
+        .deploytime(&server.url)
+        .args([
+            "finish",
+            "api",
+            "--status",
+            "success",
+            "--deployment-id",
+            &id,
+        ])
+        .assert()
+        .success();
+    // A second finish of the same deployment, spooled while the server is down.
+    spool
+        .deploytime(&nothing_listening())
+        .args(["--retry-for", "0s", "finish", "api", "--status", "exit-1"])
+        .args(["--deployment-id", &id])
+        .assert()
+        .code(i32::from(exit::OK));
+    let refused = spool.events()[0]["event_id"].as_str().unwrap().to_owned();
+
+    spool
+        .deploytime(&server.url)
+        .arg("flush")
+        .assert()
+        .code(i32::from(exit::REJECTED))
+        .stderr(predicate::str::contains("409 Conflict"));
+    assert!(
+        spool.events().is_empty(),
+        "the refused event left the spool"
+    );
+    assert!(exists(&spool.rejected_path()));
+    let rejected = std::fs::read_to_string(spool.rejected_path()).unwrap();
+    assert!(
+        rejected.contains(&refused),
+        "…but is kept aside: {rejected}"
+    );
+    assert_eq!(server.deployment(&id)["status"], "success");
+}
