@@ -10,10 +10,22 @@ cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target-ec2}"
 venv="${EC2_RUNNER_VENV:-$PWD/target-ci/ec2-runner-venv}"
 
+# moto 5 is the line the tests were written against (AL2023 images in its
+# image list, MOTO_ENABLE_AMI_VALIDATION); a new major version may change both.
+moto_requirement='moto[server]>=5.1,<6'
 if [ ! -x "$venv/bin/moto_server" ]; then
-  echo "ec2-runner check: installing moto into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
+  echo "ec2-runner check: installing $moto_requirement into $venv"
+  rm -rf "$venv"
+  if python3 -m venv "$venv"; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$moto_requirement"
+  else
+    # Debian's python3 without the python3-venv package cannot put pip in a
+    # venv; the system pip can install into it instead (pip >= 22.3).
+    echo "ec2-runner check: python3 -m venv failed, using the system pip for the venv"
+    rm -rf "$venv"
+    python3 -m venv --without-pip "$venv"
+    python3 -m pip --python "$venv/bin/python" install --quiet --disable-pip-version-check "$moto_requirement"
+  fi
 fi
 export MOTO_SERVER="$venv/bin/moto_server"
 # Fail here, not in every test, if the install did not produce a working server.
