@@ -12,8 +12,8 @@ use aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder;
 use aws_sdk_ec2::types::{
     Filter, HttpTokensState, IamInstanceProfileSpecification, Instance,
     InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceMetadataOptionsRequest,
-    InstanceStateName, MarketType, ResourceType, ShutdownBehavior, SpotInstanceType,
-    SpotMarketOptions, Tag, TagSpecification,
+    MarketType, ResourceType, ShutdownBehavior, SpotInstanceType, SpotMarketOptions, Tag,
+    TagSpecification,
 };
 use chrono::{DateTime, Utc};
 
@@ -469,11 +469,6 @@ pub async fn console_output(client: &Client, instance_id: &str) -> Option<String
         .decode(encoded.trim())
         .ok()?;
     Some(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// Whether the instance reached the state where it no longer costs anything.
-pub fn is_terminated(instance: &Instance) -> bool {
-    instance.state().and_then(|s| s.name()) == Some(&InstanceStateName::Terminated)
 }
 
 #[cfg(test)]
