@@ -26,6 +26,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Write synthetic deployment history into the database (for benchmarks).
+    Seed(crate::seed::SeedArgs),
 }
 
 #[derive(Debug, Clone, Args)]

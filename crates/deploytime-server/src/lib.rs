@@ -6,5 +6,6 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod routes;
+pub mod seed;
 pub mod startup;
 pub mod telemetry;

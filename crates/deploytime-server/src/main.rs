@@ -34,6 +34,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some(Command::Seed(args)) => {
+            telemetry::init(LogFormat::Text);
+            let started = std::time::Instant::now();
+            let written = deploytime_server::seed::seed(&args)?;
+            eprintln!(
+                "seeded {written} deployments in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Reporting benchmark: seeds synthetic history (200 components x 3 environments,
+# 1,000,000 deployments over two years by default) into SQLite and MySQL, starts
+# the release server on each, and measures /api/v1/stats and the CSV export.
+#
+#   bench/reporting.sh            # the full run (several minutes; results in BENCHMARKS.md)
+#   bench/reporting.sh --smoke    # a few thousand rows, to check the script still works
+#
+# MySQL: BENCH_MYSQL_URL (default mysql://root@127.0.0.1:3306), an account that
+# may create and drop the database `deploytime_bench`. BENCH_SKIP_MYSQL=1 skips it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEPLOYMENTS=${DEPLOYMENTS:-1000000}
+REPEAT=${REPEAT:-15}
+if [ "${1:-}" = "--smoke" ]; then DEPLOYMENTS=3000 REPEAT=3; fi
+MYSQL_URL=${BENCH_MYSQL_URL:-mysql://root@127.0.0.1:3306}
+WORK=target/bench-reporting
+mkdir -p "$WORK"
+
+features=()
+[ "${BENCH_SKIP_MYSQL:-0}" = 1 ] || features=(--features mysql)
+cargo build --release --quiet -p deploytime-server "${features[@]}"
+BIN=target/release/deploytime-server
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+median_ms() { sort -n | awk '{a[NR]=$1} END {print int(a[int((NR+1)/2)]*1000+0.5)}'; }
+time_get() { # url -> median milliseconds over REPEAT requests (after one warm-up)
+  curl -sf -o /dev/null "$1"
+  for _ in $(seq "$REPEAT"); do curl -sf -o /dev/null -w '%{time_total}\n' "$1"; done | median_ms
+}
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+results=()
+run_backend() { # name url
+  local name=$1 url=$2 port pid
+  echo "== $name: seeding $DEPLOYMENTS deployments" >&2
+  "$BIN" seed --database-url "$url" --deployments "$DEPLOYMENTS" 2>&1 | tail -1 >&2
+  port=$(free_port)
+  "$BIN" serve --database-url "$url" --bind "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" && break; sleep 0.1; done
+  local base="http://127.0.0.1:$port/api/v1" two_years
+  two_years=$(date -u -d '-731 days' +%Y-%m-%dT%H:%M:%SZ)
+  local one30 all30 one2y all2y
+  one30=$(time_get "$base/stats?component=service-007")
+  all30=$(time_get "$base/stats")
+  one2y=$(time_get "$base/stats?component=service-007&since=$two_years")
+  all2y=$(time_get "$base/stats?since=$two_years")
+  local before peak rows seconds sampler
+  before=$(rss_kib "$pid")
+  ( peak=0; while kill -0 "$pid" 2>/dev/null; do r=$(rss_kib "$pid" 2>/dev/null || echo 0); [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" >"$WORK/$name.peak"; sleep 0.05; done ) &
+  sampler=$!
+  seconds=$(curl -sf -o "$WORK/$name.csv" -w '%{time_total}' "$base/deployments?format=csv")
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
+  peak=$(cat "$WORK/$name.peak" 2>/dev/null || echo "$before")
+  rows=$(($(wc -l <"$WORK/$name.csv") - 1))
+  kill "$pid"; wait "$pid" || true
+  results+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %.0f | %s → %s |' "$name" "$DEPLOYMENTS" \
+    "$one30" "$all30" "$one2y" "$all2y" "$rows" "$(echo "$rows / $seconds" | bc -l)" \
+    "$((before / 1024)) MiB" "$((peak / 1024)) MiB")")
+}
+
+rm -f "$WORK"/sqlite.db*
+run_backend sqlite "sqlite://$WORK/sqlite.db"
+if [ "${BENCH_SKIP_MYSQL:-0}" != 1 ]; then
+  mysql_db="${MYSQL_URL%/}/deploytime_bench"
+  python3 - "$MYSQL_URL" <<'PY'
+import subprocess, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+args = ["mysql", "-h", u.hostname or "127.0.0.1", "-P", str(u.port or 3306), "-u", u.username or "root"]
+if u.password: args.append(f"-p{u.password}")
+subprocess.run(args + ["-e", "DROP DATABASE IF EXISTS deploytime_bench; CREATE DATABASE deploytime_bench"], check=True)
+PY
+  run_backend mysql "$mysql_db"
+fi
+
+echo
+echo "| backend | deployments | stats, 1 component, 30 d (ms) | stats, all, 30 d (ms) | stats, 1 component, 2 y (ms) | stats, all, 2 y (ms) | CSV rows | CSV rows/s | server RSS before → peak during export |"
+echo "|---|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${results[@]}"
