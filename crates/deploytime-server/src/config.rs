@@ -88,3 +88,19 @@ pub struct Settings {
     /// Whether SIGTERM/SIGINT stop the server (off in tests, which stop it themselves).
     pub handle_signals: bool,
 }
+
+impl Settings {
+    /// The defaults of `serve` for a listener and a database; callers override
+    /// what they need with struct update syntax, so new settings do not break them.
+    pub fn new(bind: impl Into<String>, database_url: DatabaseUrl) -> Self {
+        Self {
+            bind: bind.into(),
+            database_url,
+            pool_size: 8,
+            workers: None,
+            shutdown_timeout: 30,
+            abandon_after: std::time::Duration::from_secs(24 * 3600),
+            handle_signals: true,
+        }
+    }
+}

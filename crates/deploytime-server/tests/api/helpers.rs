@@ -121,13 +121,10 @@ pub struct TestApp {
 
 pub fn settings(url: &DatabaseUrl) -> Settings {
     Settings {
-        bind: "127.0.0.1:0".into(),
-        database_url: url.clone(),
-        pool_size: 8,
         workers: Some(2),
         shutdown_timeout: 5,
-        abandon_after: std::time::Duration::from_secs(24 * 3600),
         handle_signals: false,
+        ..Settings::new("127.0.0.1:0", url.clone())
     }
 }
 
