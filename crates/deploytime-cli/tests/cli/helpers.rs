@@ -53,13 +53,14 @@ impl TestServer {
     pub fn start() -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings {
-            bind: "127.0.0.1:0".into(),
-            database_url: DatabaseUrl::Sqlite(dir.path().join("deploytime.db")),
             pool_size: 4,
             workers: Some(1),
             shutdown_timeout: 5,
-            abandon_after: Duration::from_secs(24 * 3600),
             handle_signals: false,
+            ..Settings::new(
+                "127.0.0.1:0",
+                DatabaseUrl::Sqlite(dir.path().join("deploytime.db")),
+            )
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
