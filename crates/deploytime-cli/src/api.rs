@@ -1,6 +1,6 @@
 //! Talking to the deploytime server: one blocking client, and retries with
 //! exponential backoff and jitter for the failures a retry can fix (no answer, a
-//! timeout, 429, 5xx). A 4xx is the caller's mistake and is never retried.
+//! timeout, 408, 429, 5xx). Any other 4xx is the caller's mistake and is never retried.
 
 use std::cell::Cell;
 use std::fmt;
@@ -51,6 +51,13 @@ impl fmt::Display for Problem {
 }
 
 impl Problem {
+    /// Whether the refusal is about where or how the event was sent (credentials,
+    /// a wrong URL) rather than about the event: the same event can succeed once
+    /// `--url` or `--token` is fixed, so it is kept, not set aside.
+    pub fn refuses_the_sender(&self) -> bool {
+        matches!(self.status, 401 | 403 | 404 | 405 | 407)
+    }
+
     /// Reads the problem from an error response; a body that is not a problem (a
     /// proxy's HTML page) is kept as the detail, cut short.
     fn read(response: Response) -> Problem {
@@ -74,7 +81,7 @@ impl Problem {
 /// Why a call did not succeed.
 #[derive(Debug)]
 pub enum Failure {
-    /// Worth retrying: no answer, a timeout, 429 or 5xx.
+    /// Worth retrying: no answer, a timeout, 408, 429 or 5xx.
     Transient {
         cause: String,
         retry_after: Option<Duration>,
@@ -265,7 +272,10 @@ fn classify(response: Response) -> Result<Response, Failure> {
     if status.is_success() {
         return Ok(response);
     }
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+    if status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status.is_server_error()
+    {
         let retry_after = response
             .headers()
             .get(header::RETRY_AFTER)

@@ -11,6 +11,11 @@ pub enum Error {
     Usage(String),
     #[error("the server refused the call: {0}")]
     Rejected(Problem),
+    #[error(
+        "the server refused the call: {problem}; the event is kept in {} until `deploytime flush` can send it (check --url and --token)",
+        spool.display()
+    )]
+    RejectedSpooled { problem: Problem, spool: PathBuf },
     #[error("cannot reach the server at {url}: {cause}")]
     Unreachable { url: String, cause: String },
     #[error(
@@ -42,6 +47,8 @@ pub enum Error {
     },
     #[error("events remain in the spool {}: {cause}", path.display())]
     FlushIncomplete { path: PathBuf, cause: String },
+    #[error("events remain in the spool {}: the server refused the call: {problem} (check --url and --token)", path.display())]
+    FlushRefused { path: PathBuf, problem: Problem },
     #[error("{count} spooled event(s) were refused by the server; they are kept in {}", path.display())]
     FlushRejected { count: usize, path: PathBuf },
     #[error("cannot write {what}")]
@@ -56,7 +63,10 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => exit::USAGE,
-            Error::Rejected(_) | Error::FlushRejected { .. } => exit::REJECTED,
+            Error::Rejected(_)
+            | Error::RejectedSpooled { .. }
+            | Error::FlushRejected { .. }
+            | Error::FlushRefused { .. } => exit::REJECTED,
             Error::Unreachable { .. }
             | Error::UnreachableSpooled { .. }
             | Error::FlushIncomplete { .. } => exit::UNREACHABLE,

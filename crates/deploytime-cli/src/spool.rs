@@ -8,9 +8,10 @@
 //! server has acknowledged it; a crash mid-flush re-sends some events, which the
 //! server recognises by their `event_id` and stores once.
 //!
-//! Events the server refuses (409, 422, ...) cannot succeed by retrying: they
-//! move to `spool.jsonl.rejected` with the server's reason, so nothing is ever
-//! thrown away.
+//! Events the server refuses for what they say (409, 422, ...) cannot succeed
+//! by retrying: they move to `spool.jsonl.rejected` with the server's reason, so
+//! nothing is ever thrown away. A refusal of the sender (401, 403, 404: a wrong
+//! token or URL) stops the flush and keeps every event.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -61,6 +62,9 @@ pub struct FlushReport {
     pub remaining: usize,
     /// Why the flush stopped early, when it did.
     pub stopped_by: Option<String>,
+    /// The server refused the credentials or the address (401, 403, 404...):
+    /// the flush stopped there and kept the events.
+    pub sender_refused: Option<Problem>,
     /// Another process was flushing; nothing was done.
     pub busy: bool,
 }
@@ -173,6 +177,11 @@ impl Spool {
             };
             match api.post_event(&spooled.event, std::time::Duration::ZERO) {
                 Ok(_) => report.delivered += 1,
+                Err(Failure::Refused(problem)) if problem.refuses_the_sender() => {
+                    report.stopped_by = Some(problem.to_string());
+                    report.sender_refused = Some(problem);
+                    keep.push(line);
+                }
                 Err(Failure::Refused(problem)) => {
                     self.reject(line, problem.to_string())?;
                     report.rejected.push((spooled.event, problem));

@@ -26,20 +26,39 @@ pub enum Delivery {
 pub fn deliver(api: &Api, spool: &Spool, event: &Event) -> Result<Delivery, Error> {
     match api.post_event(event, api.retry_for()) {
         Ok(answer) => Ok(Delivery::Stored(answer)),
+        Err(Failure::Refused(problem)) if problem.refuses_the_sender() => {
+            // Credentials or address are wrong, not the event: keep it for later.
+            match spool.append(event) {
+                Ok(()) => Err(Error::RejectedSpooled {
+                    problem,
+                    spool: spool.path().to_owned(),
+                }),
+                Err(e) => {
+                    eprintln!("deploytime: error: the server refused the call: {problem}");
+                    Err(not_spooled(spool, event, e))
+                }
+            }
+        }
         Err(Failure::Refused(problem)) => Err(Error::Rejected(problem)),
         Err(Failure::Transient { cause, .. }) => match spool.append(event) {
             Ok(()) => Ok(Delivery::Spooled { cause }),
             Err(e) => {
-                // The last place the event can survive: the job's log.
-                let line = serde_json::to_string(event).unwrap_or_default();
-                eprintln!(
-                    "deploytime: error: cannot reach the server ({cause}) nor write the spool {}; the event was: {line}",
-                    spool.path().display()
-                );
-                Err(Error::NotSpooled(e))
+                eprintln!("deploytime: error: cannot reach the server: {cause}");
+                Err(not_spooled(spool, event, e))
             }
         },
     }
+}
+
+/// The event could not be written to the spool: the job's log is the last place
+/// it can survive.
+fn not_spooled(spool: &Spool, event: &Event, error: std::io::Error) -> Error {
+    let line = serde_json::to_string(event).unwrap_or_default();
+    eprintln!(
+        "deploytime: error: cannot write the spool {}; the event was: {line}",
+        spool.path().display()
+    );
+    Error::NotSpooled(error)
 }
 
 /// Turns a delivery into the command's result: an unreachable server is a
@@ -107,9 +126,8 @@ pub fn describe_stored(answer: &Value) -> String {
 pub fn start(api: &Api, spool: &Spool, global: &GlobalArgs, args: StartArgs) -> Result<u8, Error> {
     let event = Event::start(&args.event);
     let result = deliver(api, spool, &event);
-    if result.is_ok()
-        && let Some(id) = event.deployment_id
-    {
+    let kept = matches!(result, Ok(_) | Err(Error::RejectedSpooled { .. }));
+    if kept && let Some(id) = event.deployment_id {
         // The id is the caller's handle on the deployment, stored or spooled.
         println!("{id}");
     }
@@ -151,7 +169,14 @@ fn spooled_start(spool: &Spool, component: &str, environment: &str) -> Option<Uu
 /// warnings: they must not stop the event at hand from being recorded.
 pub fn flush_before(api: &Api, spool: &Spool) {
     match spool.flush(api, Wait::No) {
-        Ok(report) => print_report(spool, &report),
+        Ok(report) => {
+            print_report(spool, &report);
+            if let Some(problem) = &report.sender_refused {
+                eprintln!(
+                    "deploytime: warning: the spooled events were not sent: the server refused the call: {problem}"
+                );
+            }
+        }
         Err(e) => eprintln!(
             "deploytime: warning: cannot flush the spool {}: {e}",
             spool.path().display()
@@ -192,6 +217,12 @@ pub fn flush(api: &Api, spool: &Spool) -> Result<u8, Error> {
         source,
     })?;
     print_report(spool, &report);
+    if let Some(problem) = report.sender_refused {
+        return Err(Error::FlushRefused {
+            path: spool.path().to_owned(),
+            problem,
+        });
+    }
     if let Some(cause) = report.stopped_by {
         return Err(Error::FlushIncomplete {
             path: spool.path().to_owned(),

@@ -201,3 +201,45 @@ fn completions_are_generated_for_bash_zsh_and_fish() {
             .stdout(predicate::str::contains(marker));
     }
 }
+
+#[test]
+fn a_wrong_address_is_an_error_but_the_event_is_kept_for_a_later_flush() {
+    let server = TestServer::start();
+    let spool = TestSpool::new();
+    let wrong = format!("{}/no-such-prefix", server.url);
+    let output = spool
+        .deploytime(&wrong)
+        .args(["start", "api"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(i32::from(exit::REJECTED)));
+    assert!(
+        stderr(&output).contains("404 Not found"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).contains("the event is kept in"));
+    let id = stdout(&output).trim().to_owned();
+    assert_eq!(spool.events().len(), 1);
+    assert_eq!(spool.events()[0]["deployment_id"], id.as_str());
+
+    spool
+        .deploytime(&wrong)
+        .arg("flush")
+        .assert()
+        .code(i32::from(exit::REJECTED))
+        .stderr(predicate::str::contains("events remain in the spool"));
+    assert_eq!(
+        spool.events().len(),
+        1,
+        "a refused address keeps the events"
+    );
+
+    spool
+        .deploytime(&server.url)
+        .arg("flush")
+        .assert()
+        .code(i32::from(exit::OK));
+    assert!(spool.events().is_empty());
+    assert_eq!(server.deployment(&id)["state"], "running");
+}
