@@ -158,6 +158,8 @@ pub enum State {
     Succeeded,
     Failed,
     Cancelled,
+    /// Still running after the server's abandon-after time (default 24h).
+    Abandoned,
 }
 
 impl State {
@@ -167,6 +169,7 @@ impl State {
             State::Succeeded => "succeeded",
             State::Failed => "failed",
             State::Cancelled => "cancelled",
+            State::Abandoned => "abandoned",
         }
     }
 }
@@ -179,7 +182,7 @@ pub struct Filters {
     /// Only this environment.
     #[arg(long = "env")]
     pub environment: Option<String>,
-    /// Only deployments in this state.
+    /// Only deployments in this state (deployments only).
     #[arg(long, value_enum)]
     pub state: Option<State>,
     /// From this time on: a duration back from now (7d, 12h) or an RFC 3339 time or date.

@@ -120,31 +120,31 @@ fn fetch_and_filter_here(api: &Api, filters: &Filters, limit: u32) -> Result<Vec
     let page = api
         .get_json("/api/v1/deployments", &query)
         .map_err(|failure| failure_to_error(api, "the deployment list", failure))?;
-    let anchor = |item: &Value| {
-        item["started_at"]
-            .as_str()
-            .or(item["finished_at"].as_str())
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-    };
     Ok(page["items"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|item| filters.state.is_none_or(|s| item["state"] == s.as_str()))
-        .filter(|item| {
-            filters
-                .since
-                .is_none_or(|since| anchor(item).is_some_and(|at| at >= since))
-        })
-        .filter(|item| {
-            filters
-                .until
-                .is_none_or(|until| anchor(item).is_some_and(|at| at < until))
-        })
+        .filter(|item| matches_locally(item, filters))
         .take(limit as usize)
         .cloned()
         .collect())
+}
+
+/// `state`, `since` and `until` as the server applies them: a deployment is
+/// placed in time by its start, or its finish when the start is unknown.
+fn matches_locally(item: &Value, filters: &Filters) -> bool {
+    let anchor = item["started_at"]
+        .as_str()
+        .or(item["finished_at"].as_str())
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    filters.state.is_none_or(|s| item["state"] == s.as_str())
+        && filters
+            .since
+            .is_none_or(|since| anchor.is_some_and(|at| at >= since))
+        && filters
+            .until
+            .is_none_or(|until| anchor.is_some_and(|at| at < until))
 }
 
 pub fn deployments(api: &Api, args: DeploymentsArgs) -> Result<u8, Error> {
@@ -290,6 +290,11 @@ fn stats_table(groups: &[Value]) -> comfy_table::Table {
 }
 
 pub fn export(api: &Api, args: ExportArgs) -> Result<u8, Error> {
+    if args.kind == ExportKind::Events && args.filters.state.is_some() {
+        return Err(Error::Usage(
+            "--state selects deployments; events have no state".into(),
+        ));
+    }
     let mut query = basic_query(&args.filters);
     query.extend(reporting_query(&args.filters));
     query.push(("format", "csv".to_owned()));
@@ -355,5 +360,40 @@ fn write_output(
             }
             result.map_err(failed(shown))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::State;
+    use serde_json::json;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn local_filters_place_a_deployment_by_its_start_or_else_its_finish() {
+        let filters = Filters {
+            component: None,
+            environment: None,
+            state: Some(State::Failed),
+            since: Some(at("2026-11-20T00:00:00Z")),
+            until: Some(at("2026-11-21T00:00:00Z")),
+        };
+        let inside = json!({"state": "failed", "started_at": "2026-11-20T10:00:00Z"});
+        let finish_only =
+            json!({"state": "failed", "started_at": null, "finished_at": "2026-11-20T11:00:00Z"});
+        let too_early = json!({"state": "failed", "started_at": "2026-11-19T23:59:59Z"});
+        let at_until = json!({"state": "failed", "started_at": "2026-11-21T00:00:00Z"});
+        let succeeded = json!({"state": "succeeded", "started_at": "2026-11-20T10:00:00Z"});
+        assert!(matches_locally(&inside, &filters));
+        assert!(matches_locally(&finish_only, &filters));
+        assert!(!matches_locally(&too_early, &filters));
+        assert!(!matches_locally(&at_until, &filters));
+        assert!(!matches_locally(&succeeded, &filters));
     }
 }
