@@ -167,6 +167,8 @@ struct SignalForwarder {
 impl SignalForwarder {
     fn install() -> SignalForwarder {
         use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::iterator::exfiltrator::WithOrigin;
+        use signal_hook::low_level::siginfo::Cause;
         let cancelled = Arc::new(AtomicBool::new(false));
         let child: Arc<std::sync::Mutex<Option<i32>>> = Arc::default();
         let mut forwarder = SignalForwarder {
@@ -175,17 +177,26 @@ impl SignalForwarder {
             handle: None,
             thread: None,
         };
-        let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
-            Ok(signals) => signals,
-            Err(e) => {
-                eprintln!("deploytime: warning: cannot catch SIGINT/SIGTERM: {e}");
-                return forwarder;
-            }
-        };
+        let mut signals =
+            match signal_hook::iterator::SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM]) {
+                Ok(signals) => signals,
+                Err(e) => {
+                    eprintln!("deploytime: warning: cannot catch SIGINT/SIGTERM: {e}");
+                    return forwarder;
+                }
+            };
         forwarder.handle = Some(signals.handle());
         forwarder.thread = Some(std::thread::spawn(move || {
-            for signal in signals.forever() {
+            for origin in signals.forever() {
                 cancelled.store(true, Ordering::SeqCst);
+                // A Ctrl-C at a terminal comes from the kernel to the whole
+                // foreground process group, the command included. Passing it on
+                // would make it a second Ctrl-C, which some tools take as
+                // "abort at once".
+                if origin.signal == SIGINT && matches!(origin.cause, Cause::Kernel) {
+                    continue;
+                }
+                let signal = origin.signal;
                 let pid = *child
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
