@@ -257,3 +257,41 @@ fn a_spooled_event_the_server_refuses_is_set_aside_not_retried_forever() {
     );
     assert_eq!(server.deployment(&id)["status"], "success");
 }
+
+#[test]
+fn processes_spooling_at_the_same_time_lose_no_event() {
+    let spool = TestSpool::new();
+    let down = nothing_listening();
+    let children: Vec<std::process::Child> = (0..6)
+        .map(|i| {
+            spool
+                .std_command(&down)
+                .args(["--retry-for", "0s", "start", &format!("component-{i}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let mut components: Vec<String> = spool
+        .events()
+        .iter()
+        .map(|e| e["component"].as_str().unwrap().to_owned())
+        .collect();
+    components.sort();
+    assert_eq!(
+        components,
+        (0..6).map(|i| format!("component-{i}")).collect::<Vec<_>>()
+    );
+
+    let server = TestServer::start();
+    spool
+        .deploytime(&server.url)
+        .arg("flush")
+        .assert()
+        .code(i32::from(exit::OK));
+    assert_eq!(server.deployments().len(), 6);
+}
