@@ -34,7 +34,7 @@ pub fn deliver(api: &Api, spool: &Spool, event: &Event) -> Result<Delivery, Erro
                     spool: spool.path().to_owned(),
                 }),
                 Err(e) => {
-                    eprintln!("deploytime: error: the server refused the call: {problem}");
+                    eprintln!("deploytime: the server refused the call: {problem}");
                     Err(not_spooled(spool, event, e))
                 }
             }
@@ -43,7 +43,7 @@ pub fn deliver(api: &Api, spool: &Spool, event: &Event) -> Result<Delivery, Erro
         Err(Failure::Transient { cause, .. }) => match spool.append(event) {
             Ok(()) => Ok(Delivery::Spooled { cause }),
             Err(e) => {
-                eprintln!("deploytime: error: cannot reach the server: {cause}");
+                eprintln!("deploytime: cannot reach the server: {cause}");
                 Err(not_spooled(spool, event, e))
             }
         },
@@ -55,7 +55,7 @@ pub fn deliver(api: &Api, spool: &Spool, event: &Event) -> Result<Delivery, Erro
 fn not_spooled(spool: &Spool, event: &Event, error: std::io::Error) -> Error {
     let line = serde_json::to_string(event).unwrap_or_default();
     eprintln!(
-        "deploytime: error: cannot write the spool {}; the event was: {line}",
+        "deploytime: cannot write the spool {}; the event was: {line}",
         spool.path().display()
     );
     Error::NotSpooled(error)

@@ -295,3 +295,43 @@ fn processes_spooling_at_the_same_time_lose_no_event() {
         .code(i32::from(exit::OK));
     assert_eq!(server.deployments().len(), 6);
 }
+
+#[test]
+fn an_event_that_can_be_neither_sent_nor_spooled_is_printed_for_the_log() {
+    let spool = TestSpool::new();
+    let down = nothing_listening();
+    // A path below a regular file cannot be created.
+    let blocker = tempfile::NamedTempFile::new().unwrap();
+    let unwritable = blocker.path().join("spool.jsonl");
+    let output = spool
+        .deploytime(&down)
+        .env("DEPLOYTIME_SPOOL", &unwritable)
+        .args(["--retry-for", "0s", "finish", "api", "--status", "success"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(i32::from(exit::OK)),
+        "a deploy is not broken"
+    );
+    let log = stderr(&output);
+    let printed = log
+        .lines()
+        .find_map(|line| line.split_once("the event was: "))
+        .map(|(_, event)| serde_json::from_str::<Value>(event).unwrap())
+        .expect("the event is printed");
+    assert_eq!(printed["phase"], "finish");
+    assert_eq!(printed["status"], "success");
+    assert!(printed["event_id"].is_string());
+
+    spool
+        .deploytime(&down)
+        .env("DEPLOYTIME_SPOOL", &unwritable)
+        .args(["--strict", "--retry-for", "0s", "start", "api"])
+        .assert()
+        .code(i32::from(exit::SPOOL_FAILED))
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "deploytime: error: the event could be neither sent nor spooled",
+        ));
+}
