@@ -28,6 +28,41 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Write synthetic deployment history into the database (for benchmarks).
     Seed(crate::seed::SeedArgs),
+    /// Manage API tokens: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it on stdout: it is shown this once, only its
+    /// hash is stored.
+    Create {
+        /// A name to list and revoke it by (e.g. gitlab-runner).
+        #[arg(long)]
+        name: String,
+        /// ingest: record events; read: GET endpoints; admin: everything.
+        #[arg(long, value_enum)]
+        role: crate::auth::Role,
+        /// Limit the events it may record: component=NAME or environment=NAME,
+        /// repeatable (default: any).
+        #[arg(long = "scope", value_name = "KIND=NAME")]
+        scope: Vec<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List tokens: name, role, scope, creation time (never the token).
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Revoke a token; a running server refuses it from its next request on.
+    Revoke {
+        /// The token's name.
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -74,6 +109,24 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "DEPLOYTIME_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Serve anonymous calls while no token exists even on a non-loopback
+    /// address (anyone who can reach the server can then write and delete).
+    #[arg(long, env = "DEPLOYTIME_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
+    /// Put /metrics behind the read role.
+    #[arg(long, env = "DEPLOYTIME_PROTECT_METRICS")]
+    pub protect_metrics: bool,
+    /// A request still unanswered after this long is answered 503 (e.g. 30s).
+    #[arg(long, env = "DEPLOYTIME_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: std::time::Duration,
+    /// How long a request waits for a database connection before it is answered
+    /// 503; also the readiness probe's limit.
+    #[arg(long, env = "DEPLOYTIME_DB_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub db_timeout: std::time::Duration,
+    /// Database calls in flight at most (running or waiting for a connection);
+    /// beyond that, requests are answered 503 at once instead of queueing.
+    #[arg(long, env = "DEPLOYTIME_MAX_DB_WORK", default_value_t = 128)]
+    pub max_db_work: usize,
 }
 
 /// What the server needs to run; tests build it directly.
@@ -87,6 +140,18 @@ pub struct Settings {
     pub abandon_after: std::time::Duration,
     /// Whether SIGTERM/SIGINT stop the server (off in tests, which stop it themselves).
     pub handle_signals: bool,
+    /// Serve anonymous calls without tokens on a non-loopback address.
+    pub allow_anonymous: bool,
+    /// `DEPLOYTIME_ADMIN_TOKEN`: an admin token kept in memory (only its hash).
+    pub admin_token: Option<crate::auth::Secret>,
+    /// Whether /metrics needs the read role.
+    pub protect_metrics: bool,
+    /// Longest time a request may take before it is answered 503.
+    pub request_timeout: std::time::Duration,
+    /// Longest wait for a database connection, and the readiness probe's limit.
+    pub db_timeout: std::time::Duration,
+    /// Database calls in flight at most; more are answered 503 at once.
+    pub max_db_work: usize,
 }
 
 impl Settings {
@@ -101,6 +166,12 @@ impl Settings {
             shutdown_timeout: 30,
             abandon_after: std::time::Duration::from_secs(24 * 3600),
             handle_signals: true,
+            allow_anonymous: false,
+            admin_token: None,
+            protect_metrics: false,
+            request_timeout: std::time::Duration::from_secs(30),
+            db_timeout: std::time::Duration::from_secs(2),
+            max_db_work: 128,
         }
     }
 }

@@ -2,10 +2,13 @@
 //! deployments. `main.rs` only parses the command line; everything else is here so
 //! the tests run the very same application.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod routes;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;
+pub mod tokens;

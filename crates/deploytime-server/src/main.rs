@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use deploytime_server::config::{Cli, Command, LogFormat, ServeArgs, Settings};
+use deploytime_server::auth::Secret;
+use deploytime_server::config::{Cli, Command, LogFormat, ServeArgs, Settings, TokenCommand};
 use deploytime_server::db::{self, DatabaseUrl};
 use deploytime_server::startup::Application;
 use deploytime_server::telemetry;
@@ -44,9 +45,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Some(Command::Token(command)) => token(command),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
+}
+
+fn token(command: TokenCommand) -> anyhow::Result<()> {
+    use deploytime_server::tokens;
+    telemetry::init(LogFormat::Text);
+    match command {
+        TokenCommand::Create {
+            name,
+            role,
+            scope,
+            database,
+        } => {
+            let url = DatabaseUrl::parse(&database.database_url)?;
+            let token = tokens::create(&url, &name, role, &scope)?;
+            eprintln!("created token {name:?} (role {role}); it is shown this once:");
+            println!("{token}");
+        }
+        TokenCommand::List { database } => {
+            let url = DatabaseUrl::parse(&database.database_url)?;
+            let list = tokens::list(&url)?;
+            if list.is_empty() {
+                eprintln!("no tokens: a server bound to a loopback address serves anonymous calls");
+            }
+            for token in list {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    token.name, token.role, token.scope, token.created_at
+                );
+            }
+        }
+        TokenCommand::Revoke { name, database } => {
+            let url = DatabaseUrl::parse(&database.database_url)?;
+            tokens::revoke(&url, &name)?;
+            eprintln!("revoked token {name:?}");
+        }
+    }
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -59,6 +98,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_timeout: args.shutdown_timeout,
         abandon_after: args.abandon_after,
         handle_signals: true,
+        allow_anonymous: args.allow_anonymous,
+        // Read from the environment only: a flag would show it in `ps`.
+        admin_token: std::env::var("DEPLOYTIME_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(Secret::new),
+        protect_metrics: args.protect_metrics,
+        request_timeout: args.request_timeout,
+        db_timeout: args.db_timeout,
+        max_db_work: args.max_db_work,
     };
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(&settings)?;

@@ -4,12 +4,17 @@
 use std::net::TcpListener;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use tracing_actix_web::TracingLogger;
 
+use crate::auth::AccessPolicy;
 use crate::config::Settings;
-use crate::db::{Database, SetupError};
-use crate::routes;
+use crate::db::{Database, DbError, DbLimits, SetupError};
+use crate::metrics::Metrics;
+use crate::{routes, telemetry};
+
+/// `DEPLOYTIME_ADMIN_TOKEN` must be at least this long: 32 hex digits are 128 bits.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -20,6 +25,20 @@ pub enum StartupError {
         bind: String,
         source: std::io::Error,
     },
+    #[error("cannot set up the metrics: {0}")]
+    Metrics(prometheus::Error),
+    #[error("cannot tell whether API tokens exist: {0}")]
+    Tokens(DbError),
+    #[error(
+        "refusing to serve anonymous calls on {bind}, which is not a loopback address: \
+         create a token (`deploytime-server token create --role admin --name NAME`), set \
+         DEPLOYTIME_ADMIN_TOKEN, or pass --allow-anonymous to accept anyone who can reach it"
+    )]
+    AnonymousOnNetwork { bind: String },
+    #[error(
+        "DEPLOYTIME_ADMIN_TOKEN is too short: use at least {MIN_ADMIN_TOKEN_CHARS} random characters (e.g. `openssl rand -hex 32`)"
+    )]
+    WeakAdminToken,
 }
 
 /// Settings of the reports, shared by the handlers.
@@ -37,6 +56,13 @@ impl Reporting {
     }
 }
 
+/// Limits and switches the middleware and handlers read.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub request_timeout: std::time::Duration,
+    pub protect_metrics: bool,
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -47,22 +73,69 @@ impl Application {
     /// Migrates the database, opens the pool, and binds the listener. The server
     /// does not accept a connection before the migrations have run.
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
-        let database = Database::open(&settings.database_url, settings.pool_size)?;
+        if settings
+            .admin_token
+            .as_ref()
+            .is_some_and(|t| t.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS)
+        {
+            return Err(StartupError::WeakAdminToken);
+        }
+        let database = Database::open_with(
+            &settings.database_url,
+            DbLimits {
+                pool_size: settings.pool_size,
+                checkout_timeout: settings.db_timeout,
+                max_in_flight: settings.max_db_work,
+            },
+        )?;
         let bind_error = |source| StartupError::Bind {
             bind: settings.bind.clone(),
             source,
         };
         let listener = TcpListener::bind(&settings.bind).map_err(bind_error)?;
-        let port = listener.local_addr().map_err(bind_error)?.port();
+        let local = listener.local_addr().map_err(bind_error)?;
+        let port = local.port();
+
+        let loopback = local.ip().is_loopback();
+        let tokens_exist = settings.admin_token.is_some()
+            || database.any_token_now().map_err(StartupError::Tokens)?;
+        if !tokens_exist && !loopback {
+            if !settings.allow_anonymous {
+                return Err(StartupError::AnonymousOnNetwork {
+                    bind: settings.bind.clone(),
+                });
+            }
+            tracing::warn!(
+                bind = %settings.bind,
+                "ANONYMOUS ACCESS ON A NETWORK ADDRESS: no token exists and --allow-anonymous \
+                 is set, so anyone who can reach this server can record and delete deployments"
+            );
+        }
+        let policy = web::Data::new(AccessPolicy::new(
+            loopback || settings.allow_anonymous,
+            settings.admin_token.as_ref(),
+        ));
+
         let data = web::Data::new(database.clone());
         let reporting = web::Data::new(Reporting {
             abandon_after: settings.abandon_after,
         });
+        let limits = web::Data::new(Limits {
+            request_timeout: settings.request_timeout,
+            protect_metrics: settings.protect_metrics,
+        });
+        let metrics = web::Data::new(
+            Metrics::new(settings.database_url.backend_name()).map_err(StartupError::Metrics)?,
+        );
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(TracingLogger::default())
+                .wrap(from_fn(routes::limit_time))
+                .wrap(from_fn(telemetry::log_request))
                 .app_data(data.clone())
+                .app_data(metrics.clone())
                 .app_data(reporting.clone())
+                .app_data(policy.clone())
+                .app_data(limits.clone())
                 .configure(routes::config)
         })
         .shutdown_timeout(settings.shutdown_timeout);
@@ -76,6 +149,7 @@ impl Application {
         tracing::info!(
             port,
             database = %settings.database_url,
+            anonymous = !tokens_exist,
             "deploytime-server listening"
         );
         Ok(Self {

@@ -168,6 +168,18 @@ impl r2d2::ManageConnection for DbConnectionManager {
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        // A SQLite connection keeps working on a file that was removed or moved
+        // away, and what it writes there is lost: such a connection is no longer
+        // valid, and the pool reconnects by path (or fails, 503, until the file
+        // is back).
+        if let DatabaseUrl::Sqlite(path) = &self.url
+            && !path.exists()
+        {
+            return Err(ConnectionError::BadConnection(format!(
+                "the SQLite file {} is gone",
+                path.display()
+            )));
+        }
         conn.batch_execute("SELECT 1")
             .map_err(ConnectionError::CouldntSetupConfiguration)
     }

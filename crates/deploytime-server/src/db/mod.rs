@@ -10,9 +10,13 @@ pub mod models;
 pub mod queries;
 pub mod schema;
 pub mod store;
+pub mod tokens;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -46,6 +50,10 @@ pub enum SetupError {
 pub enum DbError {
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    #[error("the server is busy: {0} database calls are already in flight")]
+    Busy(usize),
+    #[error("the request was abandoned before its database call ran")]
+    Abandoned,
 }
 
 impl From<r2d2::Error> for DbError {
@@ -85,27 +93,70 @@ pub fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, SetupError> {
     })
 }
 
+/// How much database work the server takes on, and how long it waits for it.
+#[derive(Debug, Clone, Copy)]
+pub struct DbLimits {
+    pub pool_size: u32,
+    /// Longest wait for a pooled connection: an unreachable database is reported
+    /// (503) after this long instead of holding requests.
+    pub checkout_timeout: Duration,
+    /// Database calls in flight at most, running or waiting for a connection.
+    pub max_in_flight: usize,
+}
+
+impl DbLimits {
+    pub fn new(pool_size: u32) -> Self {
+        DbLimits {
+            pool_size,
+            checkout_timeout: Duration::from_secs(2),
+            max_in_flight: 128,
+        }
+    }
+}
+
+/// Set when the request that wanted a database call has gone (timed out, client
+/// hung up): a call that has not started yet is then skipped, so that a request
+/// answered 503 does not store its event afterwards.
+struct AbandonOnDrop(Option<Arc<AtomicBool>>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        if let Some(flag) = &self.0 {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
 /// The pool and what it needs to be used safely.
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
     url: DatabaseUrl,
+    limits: DbLimits,
+    /// Bounds the database calls in flight; when none is left the call is refused
+    /// at once (503) rather than queued without limit.
+    in_flight: Arc<Semaphore>,
     /// SQLite has one writer at a time; taking turns in the process is cheaper and
     /// more predictable than letting writers collide on the file lock.
     write_turn: Option<Arc<Mutex<()>>>,
 }
 
 impl Database {
-    /// Migrates, then builds the pool. Runs before the server accepts traffic.
+    /// Migrates, then builds the pool with the default limits.
     pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Self, SetupError> {
+        Self::open_with(url, DbLimits::new(pool_size))
+    }
+
+    /// Migrates, then builds the pool. Runs before the server accepts traffic.
+    pub fn open_with(url: &DatabaseUrl, limits: DbLimits) -> Result<Self, SetupError> {
         let applied = migrate(url)?;
         for migration in &applied {
             tracing::info!(%migration, "applied migration");
         }
         let pool = r2d2::Pool::builder()
-            .max_size(pool_size.max(1))
+            .max_size(limits.pool_size.max(1))
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(5))
+            .connection_timeout(limits.checkout_timeout.max(Duration::from_millis(10)))
             .error_handler(Box::new(LogPoolErrors))
             .build(DbConnectionManager::new(url.clone()))
             .map_err(|source| SetupError::Pool {
@@ -116,8 +167,28 @@ impl Database {
         Ok(Self {
             pool,
             url: url.clone(),
+            limits,
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             write_turn,
         })
+    }
+
+    pub fn limits(&self) -> DbLimits {
+        self.limits
+    }
+
+    /// Waits until no database call is in flight, including calls whose request
+    /// has already been answered (a timed-out request's skipped call).
+    pub async fn wait_until_idle(&self) {
+        let all = u32::try_from(self.limits.max_in_flight.max(1)).unwrap_or(u32::MAX);
+        // Only fails if the semaphore was closed, which this type never does.
+        let _ = self.in_flight.acquire_many(all).await;
+    }
+
+    /// Whether any API token exists, asked directly (at start-up).
+    pub fn any_token_now(&self) -> Result<bool, DbError> {
+        let mut conn = self.pool.get()?;
+        Ok(tokens::any_token(&mut conn)?)
     }
 
     pub fn url(&self) -> &DatabaseUrl {
@@ -135,13 +206,7 @@ impl Database {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let pool = self.pool.clone();
-        actix_web::web::block(move || {
-            let mut conn = pool.get()?;
-            Ok(work(&mut conn))
-        })
-        .await
-        .map_err(|e| DbError::Unavailable(e.to_string()))?
+        self.run(None, work).await
     }
 
     /// Runs writing work on a blocking thread, taking turns with other writers on
@@ -152,20 +217,50 @@ impl Database {
         T: Send + 'static,
         E: Send + 'static,
     {
+        self.run(self.write_turn.clone(), work).await
+    }
+
+    async fn run<T, E, F>(
+        &self,
+        turn: Option<Arc<Mutex<()>>>,
+        work: F,
+    ) -> Result<Result<T, E>, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let permit = self
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| DbError::Busy(self.limits.max_in_flight))?;
         let pool = self.pool.clone();
-        let turn = self.write_turn.clone();
-        actix_web::web::block(move || {
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let mut on_drop = AbandonOnDrop(Some(abandoned.clone()));
+        let result = actix_web::web::block(move || {
+            // The permit travels with the work: it is released when the work is
+            // done, even if the request has been answered already.
+            let _permit = permit;
             // The turn comes first so that waiting writers do not sit on pooled
             // connections that readers could use. A poisoned lock only means
             // another writer panicked; its transaction was rolled back.
             let _turn = turn
                 .as_ref()
                 .map(|t| t.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+            if abandoned.load(Ordering::SeqCst) {
+                return Err(DbError::Abandoned);
+            }
             let mut conn = pool.get()?;
+            if abandoned.load(Ordering::SeqCst) {
+                return Err(DbError::Abandoned);
+            }
             Ok(work(&mut conn))
         })
         .await
-        .map_err(|e| DbError::Unavailable(e.to_string()))?
+        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        on_drop.0 = None;
+        result
     }
 
     /// True when the database answers a trivial query within `timeout`.

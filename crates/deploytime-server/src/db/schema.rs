@@ -52,4 +52,17 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(deployments, events, deletions);
+diesel::table! {
+    /// API tokens, by the SHA-256 of the token (hex); the token itself is never stored.
+    tokens (seq) {
+        seq -> BigInt,
+        name -> Text,
+        role -> Text,
+        token_hash -> Text,
+        scope_components -> Text,
+        scope_environments -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(deployments, events, deletions, tokens);

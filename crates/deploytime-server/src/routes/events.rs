@@ -1,7 +1,7 @@
 //! `POST /api/v1/events`: the store call every pipeline makes.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use deploytime_core::EventInput;
 use futures_util::StreamExt;
@@ -9,10 +9,12 @@ use serde::Serialize;
 
 use std::sync::Arc;
 
+use crate::auth::Caller;
 use crate::db::queries::{self, Cursor, EventFilter};
 use crate::db::store::store_event as store_in_db;
 use crate::db::{Database, DbError};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::routes::csv_export::{Export, stream_csv};
 use crate::routes::deployments::page;
 use crate::routes::params::{ParamErrors, wants_csv};
@@ -104,6 +106,7 @@ pub async fn store_event(
     payload: web::Payload,
     db: web::Data<Database>,
     reporting: web::Data<Reporting>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let format = body_format(&req)?;
     let body = read_body(&req, payload).await?;
@@ -134,11 +137,24 @@ pub async fn store_event(
     let event = input
         .with_idempotency_key(idempotency_key)?
         .validate(received_at)?;
+    if let Some(caller) = req.extensions().get::<Caller>()
+        && !caller
+            .scope
+            .allows(event.component.as_str(), event.environment.as_str())
+    {
+        return Err(ApiError::Forbidden(format!(
+            "the token {:?} may record events for {} only (got component {}, environment {})",
+            caller.name, caller.scope, event.component, event.environment
+        )));
+    }
 
     let stored = db
         .write(move |conn| store_in_db(conn, &event, received_at))
         .await??;
 
+    if !stored.replayed {
+        metrics.event_stored(&stored.event.phase, &stored.deployment);
+    }
     tracing::info!(
         event_id = %stored.event.id,
         deployment_id = %stored.deployment.id,

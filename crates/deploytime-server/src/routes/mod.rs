@@ -9,9 +9,14 @@ pub mod params;
 pub mod stats;
 pub mod views;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::auth::{require_deployment_access, require_events_access, require_read};
 use crate::error::ApiError;
+use crate::startup::Limits;
 
 /// Every route of the API, with JSON-shaped errors for the cases actix answers
 /// by itself (unknown path, wrong method, unparseable query or path).
@@ -34,31 +39,41 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .default_service(method_not_allowed("GET")),
     )
     .service(
+        web::resource("/metrics")
+            .route(web::get().to(health::metrics))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
         web::scope("/api/v1")
             .service(
                 web::resource("/events")
+                    .wrap(from_fn(require_events_access))
                     .route(web::post().to(events::store_event))
                     .route(web::get().to(events::list_events))
                     .default_service(method_not_allowed("GET, POST")),
             )
             .service(
                 web::resource("/deployments")
+                    .wrap(from_fn(require_read))
                     .route(web::get().to(deployments::list_deployments))
                     .default_service(method_not_allowed("GET")),
             )
             .service(
                 web::resource("/deployments/{id}")
+                    .wrap(from_fn(require_deployment_access))
                     .route(web::get().to(deployments::get_deployment))
                     .route(web::delete().to(deployments::delete_deployment))
                     .default_service(method_not_allowed("GET, DELETE")),
             )
             .service(
                 web::resource("/stats")
+                    .wrap(from_fn(require_read))
                     .route(web::get().to(stats::get_stats))
                     .default_service(method_not_allowed("GET")),
             )
             .service(
                 web::resource("/components")
+                    .wrap(from_fn(require_read))
                     .route(web::get().to(stats::list_components))
                     .default_service(method_not_allowed("GET")),
             ),
@@ -77,4 +92,28 @@ fn method_not_allowed(allowed: &'static str) -> actix_web::Route {
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound(format!("no resource at {}", req.path())))
+}
+
+/// Answers 503 when the handler has not produced a response within the request
+/// timeout. A database call the request was still waiting for is then skipped
+/// (see `db::Database`), so a timed-out store call stores nothing. A streamed
+/// body (CSV exports) is not limited once its first bytes are out.
+pub async fn limit_time<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let Some(limit) = req
+        .app_data::<web::Data<Limits>>()
+        .map(|l| l.request_timeout)
+    else {
+        return next.call(req).await;
+    };
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(response) => response,
+        Err(_) => Err(ApiError::Unavailable(format!(
+            "the request took longer than {}; retry later",
+            humantime::format_duration(limit)
+        ))
+        .into()),
+    }
 }

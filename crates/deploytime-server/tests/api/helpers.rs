@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use actix_web::dev::ServerHandle;
+use deploytime_server::auth::Role;
 use deploytime_server::config::Settings;
-use deploytime_server::db::DatabaseUrl;
+use deploytime_server::db::{Database, DatabaseUrl};
 use deploytime_server::startup::Application;
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -61,6 +62,21 @@ pub fn mysql_admin_url() -> url::Url {
 }
 
 impl TestDatabase {
+    /// A SQLite database in a directory of its own, `DIR/data/deploytime.db`, so
+    /// that a test can take the directory away and bring it back.
+    pub fn sqlite_in_data_dir() -> (Self, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let database = TestDatabase {
+            url: DatabaseUrl::Sqlite(data.join("deploytime.db")),
+            _dir: Some(dir),
+            #[cfg(feature = "mysql")]
+            mysql: None,
+        };
+        (database, data)
+    }
+
     pub fn create(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
@@ -115,6 +131,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub database: TestDatabase,
+    /// The server's own pool, to hold connections or wait for its work in tests.
+    pub db: Database,
     handle: ServerHandle,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -136,18 +154,54 @@ impl TestApp {
         Self::start(TestDatabase::create(backend))
     }
 
+    /// A server with settings of the test's choosing.
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        Self::start_with(TestDatabase::create(backend), configure)
+    }
+
     fn start(database: TestDatabase) -> TestApp {
-        let app = Application::build(&settings(&database.url)).expect("the server starts");
+        Self::start_with(database, |_| {})
+    }
+
+    pub fn start_with(database: TestDatabase, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = settings(&database.url);
+        configure(&mut settings);
+        let app = Application::build(&settings).expect("the server starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
+        let db = app.database().clone();
         let task = tokio::spawn(app.run_until_stopped());
         TestApp {
             address,
             client: reqwest::Client::new(),
             database,
+            db,
             handle,
             task,
         }
+    }
+
+    /// Creates a token the way `deploytime-server token create` does.
+    pub async fn create_token(&self, name: &str, role: Role, scope: &[&str]) -> String {
+        let url = self.database.url.clone();
+        let name = name.to_owned();
+        let scope: Vec<String> = scope.iter().map(|s| (*s).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            deploytime_server::tokens::create(&url, &name, role, &scope)
+        })
+        .await
+        .unwrap()
+        .unwrap()
+    }
+
+    /// Revokes a token the way `deploytime-server token revoke` does.
+    pub async fn revoke_token(&self, name: &str) {
+        let url = self.database.url.clone();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || deploytime_server::tokens::revoke(&url, &name))
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     /// Stops the server gracefully and starts a new one on the same database.

@@ -7,10 +7,12 @@
 
 mod helpers;
 
+mod access;
 mod concurrency;
 mod deployments;
 mod errors;
 mod idempotency;
+mod outage;
 mod pairing;
 mod reporting;
 mod restart;

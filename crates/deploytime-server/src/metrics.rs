@@ -1,0 +1,143 @@
+//! Prometheus metrics, served at `GET /metrics` in the text exposition format.
+//!
+//! Each application has a registry of its own (not the process-wide default), so
+//! two servers in one process, as in the tests, do not count each other's calls.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::db::models::DeploymentRow;
+
+/// Route label of a request no route matched: the raw path would let any client
+/// create label values without bound.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Buckets of deploy durations, in seconds: from seconds to hours.
+const DEPLOY_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0,
+];
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    events_stored: IntCounterVec,
+    deploy_duration: HistogramVec,
+    pool_connections: IntGaugeVec,
+    pool_max: IntGauge,
+}
+
+impl Metrics {
+    pub fn new(backend: &str) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("deploytime".into()), None)?;
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests answered"),
+            &["method", "route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time to answer an HTTP request (until the response head)",
+            ),
+            &["method", "route", "status"],
+        )?;
+        let events_stored = IntCounterVec::new(
+            Opts::new(
+                "events_stored_total",
+                "Events stored (idempotent replays are not counted again)",
+            ),
+            &["phase"],
+        )?;
+        let deploy_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "deploy_duration_seconds",
+                "Durations of deployments as they finish (both ends known)",
+            )
+            .buckets(DEPLOY_BUCKETS.to_vec()),
+            &["component", "environment", "state"],
+        )?;
+        let pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "Database connections of the pool, by state (in_use, idle)",
+            ),
+            &["state"],
+        )?;
+        let pool_max = IntGauge::new(
+            "db_pool_max_connections",
+            "Database connections the pool may open",
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "build_info",
+                "Always 1; the labels say which version serves which database",
+            ),
+            &["version", "backend"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), backend])
+            .set(1);
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(events_stored.clone()))?;
+        registry.register(Box::new(deploy_duration.clone()))?;
+        registry.register(Box::new(pool_connections.clone()))?;
+        registry.register(Box::new(pool_max.clone()))?;
+        registry.register(Box::new(build_info))?;
+        Ok(Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            events_stored,
+            deploy_duration,
+            pool_connections,
+            pool_max,
+        })
+    }
+
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let status = status.to_string();
+        let labels = [method, route, status.as_str()];
+        self.http_requests.with_label_values(&labels).inc();
+        self.http_duration
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A newly stored event; when it finished its deployment with both ends
+    /// known, the deployment's duration too.
+    pub fn event_stored(&self, phase: &str, deployment: &DeploymentRow) {
+        self.events_stored.with_label_values(&[phase]).inc();
+        if phase == "finish"
+            && deployment.state != "running"
+            && let Some(duration_us) = deployment.duration_us
+        {
+            self.deploy_duration
+                .with_label_values(&[
+                    deployment.component.as_str(),
+                    deployment.environment.as_str(),
+                    deployment.state.as_str(),
+                ])
+                .observe(duration_us as f64 / 1e6);
+        }
+    }
+
+    /// The exposition, with the pool's state as of now.
+    pub fn render(&self, pool: r2d2::State, max_size: u32) -> Result<String, prometheus::Error> {
+        let idle = i64::from(pool.idle_connections);
+        let total = i64::from(pool.connections);
+        self.pool_connections
+            .with_label_values(&["in_use"])
+            .set(total - idle);
+        self.pool_connections.with_label_values(&["idle"]).set(idle);
+        self.pool_max.set(i64::from(max_size));
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}
