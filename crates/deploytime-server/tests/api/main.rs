@@ -12,6 +12,7 @@ mod concurrency;
 mod deployments;
 mod errors;
 mod idempotency;
+mod observability;
 mod outage;
 mod pairing;
 mod reporting;
