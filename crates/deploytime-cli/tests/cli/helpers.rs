@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
+use deploytime_server::auth::Secret;
 use deploytime_server::config::Settings;
 use deploytime_server::db::DatabaseUrl;
 use deploytime_server::startup::Application;
@@ -44,6 +45,8 @@ const AMBIENT: &[&str] = &[
 pub struct TestServer {
     pub url: String,
     http: reqwest::blocking::Client,
+    /// The token the test's own reads send, when the server requires one.
+    token: Option<String>,
     handle: ServerHandle,
     runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
@@ -51,8 +54,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> TestServer {
+        Self::start_with(None)
+    }
+
+    /// A server that refuses anonymous calls and accepts `admin_token`.
+    pub fn start_with_admin_token(admin_token: &str) -> TestServer {
+        Self::start_with(Some(admin_token))
+    }
+
+    fn start_with(admin_token: Option<&str>) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings {
+            admin_token: admin_token.map(Secret::new),
             pool_size: 4,
             workers: Some(1),
             shutdown_timeout: 5,
@@ -80,6 +93,7 @@ impl TestServer {
                 .no_proxy()
                 .build()
                 .unwrap(),
+            token: admin_token.map(str::to_owned),
             handle,
             runtime,
             _dir: dir,
@@ -87,7 +101,11 @@ impl TestServer {
     }
 
     pub fn get(&self, path: &str) -> Value {
-        let response = self.http.get(format!("{}{path}", self.url)).send().unwrap();
+        let mut request = self.http.get(format!("{}{path}", self.url));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().unwrap();
         let status = response.status();
         let text = response.text().unwrap();
         assert!(status.is_success(), "GET {path} answered {status}: {text}");

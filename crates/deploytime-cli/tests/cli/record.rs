@@ -243,3 +243,51 @@ fn a_wrong_address_is_an_error_but_the_event_is_kept_for_a_later_flush() {
     assert!(spool.events().is_empty());
     assert_eq!(server.deployment(&id)["state"], "running");
 }
+
+#[test]
+fn the_token_is_sent_as_a_bearer_and_an_event_refused_without_it_is_kept() {
+    let token = "dt_cli-test-admin-token-0123456789abcdef0123456789abcdef";
+    let server = TestServer::start_with_admin_token(token);
+    let spool = TestSpool::new();
+    let output = spool
+        .deploytime(&server.url)
+        .args(["start", "api"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(i32::from(exit::REJECTED)));
+    assert!(stderr(&output).contains("401"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("check --url and --token"));
+    let id = stdout(&output).trim().to_owned();
+    assert_eq!(spool.events().len(), 1, "the refused start is kept");
+
+    // With the token, the next call first delivers the kept start.
+    spool
+        .deploytime(&server.url)
+        .env("DEPLOYTIME_TOKEN", token)
+        .args([
+            "finish",
+            "api",
+            "--status",
+            "success",
+            "--deployment-id",
+            &id,
+        ])
+        .assert()
+        .code(i32::from(exit::OK))
+        .stderr(predicate::str::contains("sent 1 spooled event(s)"));
+    assert!(spool.events().is_empty());
+    assert_eq!(server.deployment(&id)["state"], "succeeded");
+
+    spool
+        .deploytime(&server.url)
+        .args(["--token", token, "deployments", "-o", "json"])
+        .assert()
+        .code(i32::from(exit::OK))
+        .stdout(predicate::str::contains(id.as_str()));
+    spool
+        .deploytime(&server.url)
+        .args(["--token", "dt_wrong", "deployments"])
+        .assert()
+        .code(i32::from(exit::REJECTED))
+        .stderr(predicate::str::contains("the token is not valid"));
+}
