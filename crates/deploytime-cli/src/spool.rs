@@ -10,8 +10,9 @@
 //!
 //! Events the server refuses for what they say (409, 422, ...) cannot succeed
 //! by retrying: they move to `spool.jsonl.rejected` with the server's reason, so
-//! nothing is ever thrown away. A refusal of the sender (401, 403, 404: a wrong
-//! token or URL) stops the flush and keeps every event.
+//! nothing is ever thrown away. An event refused because of its sender (401,
+//! 403, 404: a wrong token or URL, a token scoped to other components) stays in
+//! the spool, and the flush goes on with the next one.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -62,8 +63,8 @@ pub struct FlushReport {
     pub remaining: usize,
     /// Why the flush stopped early, when it did.
     pub stopped_by: Option<String>,
-    /// The server refused the credentials or the address (401, 403, 404...):
-    /// the flush stopped there and kept the events.
+    /// The server refused the credentials or the address (401, 403, 404...) for
+    /// at least one event, which was kept; the last such refusal.
     pub sender_refused: Option<Problem>,
     /// Another process was flushing; nothing was done.
     pub busy: bool,
@@ -150,7 +151,9 @@ impl Spool {
     }
 
     /// Sends the spooled events oldest first, one attempt each, stopping at the
-    /// first one the server does not answer (the rest keep their order).
+    /// first one the server does not answer (the rest keep their order). The
+    /// server pairs a start and a finish whichever arrives first, so an event
+    /// kept back does not hold the others.
     pub fn flush(&self, api: &Api, wait: Wait) -> io::Result<FlushReport> {
         let mut report = FlushReport::default();
         let Some(_lock) = self.lock(wait)? else {
@@ -178,7 +181,8 @@ impl Spool {
             match api.post_event(&spooled.event, std::time::Duration::ZERO) {
                 Ok(_) => report.delivered += 1,
                 Err(Failure::Refused(problem)) if problem.refuses_the_sender() => {
-                    report.stopped_by = Some(problem.to_string());
+                    // Kept, and the flush goes on: a token scoped to other
+                    // components must not hold back the events it may send.
                     report.sender_refused = Some(problem);
                     keep.push(line);
                 }

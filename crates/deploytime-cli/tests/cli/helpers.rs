@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
-use deploytime_server::auth::Secret;
+use deploytime_server::auth::{Role, Secret};
 use deploytime_server::config::Settings;
 use deploytime_server::db::DatabaseUrl;
 use deploytime_server::startup::Application;
@@ -47,6 +47,7 @@ pub struct TestServer {
     http: reqwest::blocking::Client,
     /// The token the test's own reads send, when the server requires one.
     token: Option<String>,
+    database_url: DatabaseUrl,
     handle: ServerHandle,
     runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
@@ -94,10 +95,17 @@ impl TestServer {
                 .build()
                 .unwrap(),
             token: admin_token.map(str::to_owned),
+            database_url: settings.database_url.clone(),
             handle,
             runtime,
             _dir: dir,
         }
+    }
+
+    /// Creates a token with this role, limited to `scope` (`component=api`...).
+    pub fn create_token(&self, name: &str, role: Role, scope: &[&str]) -> String {
+        let scope: Vec<String> = scope.iter().map(|s| (*s).to_owned()).collect();
+        deploytime_server::tokens::create(&self.database_url, name, role, &scope).unwrap()
     }
 
     pub fn get(&self, path: &str) -> Value {

@@ -335,3 +335,41 @@ fn an_event_that_can_be_neither_sent_nor_spooled_is_printed_for_the_log() {
             "deploytime: error: the event could be neither sent nor spooled",
         ));
 }
+
+#[test]
+fn an_event_outside_the_tokens_scope_is_kept_without_holding_back_the_others() {
+    let server = TestServer::start_with_admin_token(
+        "dt_cli-test-admin-token-0123456789abcdef0123456789abcdef",
+    );
+    let api_only = server.create_token(
+        "api-deployer",
+        deploytime_server::auth::Role::Ingest,
+        &["component=api"],
+    );
+    let spool = TestSpool::new();
+    let down = nothing_listening();
+    for component in ["web", "api"] {
+        spool
+            .deploytime(&down)
+            .args(["--retry-for", "0s", "start", component])
+            .assert()
+            .code(i32::from(exit::OK));
+    }
+
+    spool
+        .deploytime(&server.url)
+        .env("DEPLOYTIME_TOKEN", &api_only)
+        .arg("flush")
+        .assert()
+        .code(i32::from(exit::REJECTED))
+        .stderr(predicate::str::contains("403"));
+    let kept = spool.events();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["component"], "web", "the refused event stays");
+    let stored = server.deployments();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0]["component"], "api",
+        "the one after it went through"
+    );
+}
