@@ -1,0 +1,77 @@
+//! The store path's limit without HTTP: the same validation, the same pooled
+//! connections and the same transaction as `POST /api/v1/events`, driven by N
+//! concurrent tasks for a fixed time. `bench/store.sh` compares the server's
+//! throughput with this figure.
+//!
+//!     cargo run --release --features mysql --example store_limit -- URL CONCURRENCY SECONDS [POOL]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use deploytime_core::EventInput;
+use deploytime_server::db::store::store_event;
+use deploytime_server::db::{Database, DatabaseUrl};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: store_limit DATABASE_URL CONCURRENCY SECONDS [POOL_SIZE]";
+    let url = DatabaseUrl::parse(args.get(1).ok_or_else(|| anyhow::anyhow!(usage))?)?;
+    let concurrency: u64 = args.get(2).ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
+    let seconds: u64 = args.get(3).ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
+    let pool: u32 = args.get(4).map(|p| p.parse()).transpose()?.unwrap_or(8);
+    let db = Database::open(&url, pool)?;
+    let stored = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let (db, stored, failed) = (db.clone(), stored.clone(), failed.clone());
+            tokio::spawn(async move {
+                let mut i: u64 = 0;
+                while Instant::now() < deadline {
+                    // The same alternation as the HTTP load: a start, then the finish
+                    // that closes it by component.
+                    let component = format!("limit-{worker}-{}", (i / 2) % 1000);
+                    let input = EventInput {
+                        component: Some(component),
+                        phase: Some(
+                            if i.is_multiple_of(2) {
+                                "start"
+                            } else {
+                                "finish"
+                            }
+                            .into(),
+                        ),
+                        status: (i % 2 == 1).then(|| "success".into()),
+                        ..Default::default()
+                    };
+                    i += 1;
+                    let now = Utc::now();
+                    let Ok(event) = input.validate(now) else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    match db.write(move |conn| store_event(conn, &event, now)).await {
+                        Ok(Ok(_)) => stored.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let stored = stored.load(Ordering::Relaxed);
+    println!(
+        "{{\"stored\": {stored}, \"failed\": {}, \"seconds\": {elapsed:.3}, \"per_second\": {:.1}}}",
+        failed.load(Ordering::Relaxed),
+        stored as f64 / elapsed
+    );
+    Ok(())
+}
