@@ -8,6 +8,8 @@
 #
 # MySQL: BENCH_MYSQL_URL (default mysql://root@127.0.0.1:3306), an account that
 # may create and drop the database `deploytime_bench`. BENCH_SKIP_MYSQL=1 skips it.
+# BENCH_REUSE=1 measures the databases a previous run seeded (seeding a million
+# deployments takes minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,8 +22,9 @@ mkdir -p "$WORK"
 
 features=()
 [ "${BENCH_SKIP_MYSQL:-0}" = 1 ] || features=(--features mysql)
-cargo build --release --quiet -p deploytime-server "${features[@]}"
-BIN=target/release/deploytime-server
+# A target directory of its own, so no other build swaps the binary mid-run.
+CARGO_TARGET_DIR=target/bench cargo build --release --quiet -p deploytime-server "${features[@]}"
+BIN=target/bench/release/deploytime-server
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 median_ms() { sort -n | awk '{a[NR]=$1} END {print int(a[int((NR+1)/2)]*1000+0.5)}'; }
@@ -34,12 +37,15 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 results=()
 run_backend() { # name url
   local name=$1 url=$2 port pid
-  echo "== $name: seeding $DEPLOYMENTS deployments" >&2
-  "$BIN" seed --database-url "$url" --deployments "$DEPLOYMENTS" 2>&1 | tail -1 >&2
+  if [ "${BENCH_REUSE:-0}" != 1 ]; then
+    echo "== $name: seeding $DEPLOYMENTS deployments" >&2
+    "$BIN" seed --database-url "$url" --deployments "$DEPLOYMENTS" 2>&1 | tail -1 >&2
+  fi
   port=$(free_port)
   "$BIN" serve --database-url "$url" --bind "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/readyz" && break; sleep 0.1; done
+  kill -0 "$pid" || { echo "the server did not start: see $WORK/$name.log" >&2; exit 1; }
   local base="http://127.0.0.1:$port/api/v1" two_years
   two_years=$(date -u -d '-731 days' +%Y-%m-%dT%H:%M:%SZ)
   local one30 all30 one2y all2y
@@ -62,11 +68,11 @@ run_backend() { # name url
     "$((before / 1024)) MiB" "$((peak / 1024)) MiB")")
 }
 
-rm -f "$WORK"/sqlite.db*
+[ "${BENCH_REUSE:-0}" = 1 ] || rm -f "$WORK"/sqlite.db*
 run_backend sqlite "sqlite://$WORK/sqlite.db"
 if [ "${BENCH_SKIP_MYSQL:-0}" != 1 ]; then
   mysql_db="${MYSQL_URL%/}/deploytime_bench"
-  python3 - "$MYSQL_URL" <<'PY'
+  [ "${BENCH_REUSE:-0}" = 1 ] || python3 - "$MYSQL_URL" <<'PY'
 import subprocess, sys, urllib.parse
 u = urllib.parse.urlparse(sys.argv[1])
 args = ["mysql", "-h", u.hostname or "127.0.0.1", "-P", str(u.port or 3306), "-u", u.username or "root"]

@@ -27,9 +27,10 @@ if ! command -v wrk >/dev/null; then
 fi
 features=()
 [ "${BENCH_SKIP_MYSQL:-0}" = 1 ] || features=(--features mysql)
-cargo build --release --quiet -p deploytime-server "${features[@]}" --bin deploytime-server --example store_limit
-BIN=target/release/deploytime-server
-LIMIT=target/release/examples/store_limit
+# A target directory of its own, so no other build swaps the binaries mid-run.
+CARGO_TARGET_DIR=target/bench cargo build --release --quiet -p deploytime-server "${features[@]}" --bin deploytime-server --example store_limit
+BIN=target/bench/release/deploytime-server
+LIMIT=target/bench/release/examples/store_limit
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 json() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])[sys.argv[1]])" "$1"; }
