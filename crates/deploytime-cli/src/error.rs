@@ -38,7 +38,7 @@ pub enum Error {
         status: u16,
     },
     #[error("{0}")]
-    BadResponse(String),
+    Internal(String),
     #[error("cannot use the spool {}", path.display())]
     Spool {
         path: PathBuf,
@@ -72,7 +72,7 @@ impl Error {
             | Error::FlushIncomplete { .. } => exit::UNREACHABLE,
             Error::NotSpooled(_) => exit::SPOOL_FAILED,
             Error::Unsupported { .. } => exit::UNSUPPORTED,
-            Error::BadResponse(_) | Error::Spool { .. } | Error::Output { .. } => exit::FAILURE,
+            Error::Internal(_) | Error::Spool { .. } | Error::Output { .. } => exit::FAILURE,
         }
     }
 }

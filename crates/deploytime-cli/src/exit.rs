@@ -6,8 +6,8 @@
 /// Everything worked, or the server was unreachable and the event was spooled
 /// (without `--strict`): a deploy is never broken by its bookkeeping.
 pub const OK: u8 = 0;
-/// Something unexpected: an unreadable answer from the server, a file that cannot
-/// be written.
+/// Something unexpected: a file that cannot be written (an export, the spool
+/// during `flush`), an internal failure.
 pub const FAILURE: u8 = 1;
 /// The command line is wrong (clap's own code).
 pub const USAGE: u8 = 2;
@@ -33,7 +33,7 @@ pub const SIGNAL_BASE: u8 = 128;
 pub const HELP: &str = "\
 Exit codes:
   0    success; or the server was unreachable and the event was spooled (without --strict)
-  1    unexpected failure (unreadable server answer, unwritable file)
+  1    unexpected failure (a file that cannot be written)
   2    invalid command line
   3    the server refused the call (4xx); its problem detail is printed
   4    the server could not be reached (start/finish: only with --strict; the event is spooled)

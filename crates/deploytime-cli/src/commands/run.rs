@@ -49,7 +49,7 @@ pub fn run(api: &Api, spool: &Spool, global: &GlobalArgs, args: RunArgs) -> Resu
     };
 
     let start_recorded = sending_start.join().unwrap_or_else(|_| {
-        Err(Error::BadResponse(
+        Err(Error::Internal(
             "sending the start failed unexpectedly".into(),
         ))
     });
