@@ -43,6 +43,7 @@ pub const FIELDS: &[&str] = &[
 
 /// One thing wrong with one field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// The field, as the client named it (`attributes.url` for one attribute).
     pub field: String,

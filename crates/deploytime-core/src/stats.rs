@@ -47,6 +47,7 @@ pub struct Sample {
 
 /// Summary of a set of durations, in seconds; every value is `None` when empty.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DurationSummary {
     pub count: usize,
     pub mean: Option<f64>,
@@ -162,6 +163,7 @@ pub struct StatsRequest<Tz: TimeZone> {
 
 /// The figures of one day.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DayStats {
     pub date: NaiveDate,
     pub deployments: usize,
@@ -173,6 +175,7 @@ pub struct DayStats {
 
 /// The figures of one group.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupStats {
     pub component: Option<String>,
     pub environment: Option<String>,

@@ -47,15 +47,20 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem: every error the API answers has this shape.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// The kind of problem, a URI relative to the API (`/problems/validation`).
     #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
+    kind: String,
+    title: String,
+    /// The HTTP status, repeated.
     status: u16,
+    /// What went wrong and what to change.
     detail: String,
+    /// For invalid fields or parameters: each one with its message.
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a [FieldError]>,
+    errors: Option<Vec<FieldError>>,
 }
 
 impl ApiError {
@@ -108,7 +113,7 @@ impl ResponseError for ApiError {
         let status = self.status_code();
         let (kind, title) = self.kind();
         let errors = match self {
-            ApiError::Validation(v) => Some(v.0.as_slice()),
+            ApiError::Validation(v) => Some(v.0.clone()),
             _ => None,
         };
         let detail = match self {
@@ -136,8 +141,8 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let body = Problem {
-            kind,
-            title,
+            kind: kind.to_owned(),
+            title: title.to_owned(),
             status: status.as_u16(),
             detail,
             errors,

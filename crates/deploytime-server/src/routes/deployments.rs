@@ -11,27 +11,36 @@ use uuid::Uuid;
 
 use crate::db::queries::{self, Cursor, DeploymentFilter};
 use crate::db::{Database, DbError};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
+use crate::openapi::{AccessProblems, QueryProblems};
 use crate::routes::csv_export::{Export, stream_csv};
 use crate::routes::params::{ParamErrors, encode_cursor, wants_csv};
 use crate::routes::views::{DEPLOYMENT_CSV_HEADER, DeploymentDetail, DeploymentView, EventView};
 use crate::startup::Reporting;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     component: Option<String>,
     environment: Option<String>,
+    /// running, succeeded, failed, cancelled or abandoned.
     state: Option<String>,
+    /// RFC 3339, inclusive, on the start time (the finish time without a start).
     since: Option<String>,
+    /// RFC 3339, exclusive.
     until: Option<String>,
+    /// 1–1000, default 50.
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// json (default) or csv: every matching deployment, streamed.
     format: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Page<T> {
+/// One page of a listing.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
     items: Vec<T>,
     /// Pass back as `cursor` for the next page; `null` on the last page.
     next_cursor: Option<String>,
@@ -39,6 +48,19 @@ struct Page<T> {
 
 /// Deployments, newest first, filtered; JSON pages or, with `format=csv` or
 /// `Accept: text/csv`, every matching row as CSV.
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments",
+    tag = "deployments",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of deployments, or with `format=csv` (or `Accept: text/csv`) all of them",
+            content((Page<DeploymentView> = "application/json"), (String = "text/csv"))),
+        QueryProblems,
+        AccessProblems,
+    ),
+    security(("bearer" = []), ())
+)]
 #[tracing::instrument(skip(db, req, reporting))]
 pub async fn list_deployments(
     req: HttpRequest,
@@ -125,7 +147,20 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("deployment ids are UUIDs; {raw:?} is not one")))
 }
 
-/// One deployment with its events.
+/// One deployment with its events, in the order they were stored.
+#[utoipa::path(
+    get,
+    path = "/api/v1/deployments/{id}",
+    tag = "deployments",
+    params(("id" = uuid::Uuid, Path, description = "The deployment's id")),
+    responses(
+        (status = 200, description = "The deployment and its events", body = DeploymentDetail),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such deployment", body = Problem, content_type = "application/problem+json"),
+        AccessProblems,
+    ),
+    security(("bearer" = []), ())
+)]
 #[tracing::instrument(skip(db, reporting))]
 pub async fn get_deployment(
     id: web::Path<String>,
@@ -153,7 +188,21 @@ pub async fn get_deployment(
     }))
 }
 
-/// Removes a deployment and its events; the removal is recorded and logged.
+/// Removes a deployment and its events (admin); the removal is recorded, with a
+/// snapshot of what was removed, and logged.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/deployments/{id}",
+    tag = "deployments",
+    params(("id" = uuid::Uuid, Path, description = "The deployment's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such deployment", body = Problem, content_type = "application/problem+json"),
+        AccessProblems,
+    ),
+    security(("bearer" = []), ())
+)]
 #[tracing::instrument(skip(db))]
 pub async fn delete_deployment(
     id: web::Path<String>,

@@ -13,10 +13,11 @@ use crate::auth::Caller;
 use crate::db::queries::{self, Cursor, EventFilter};
 use crate::db::store::store_event as store_in_db;
 use crate::db::{Database, DbError};
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::metrics::Metrics;
+use crate::openapi::{AccessProblems, QueryProblems};
 use crate::routes::csv_export::{Export, stream_csv};
-use crate::routes::deployments::page;
+use crate::routes::deployments::{Page, page};
 use crate::routes::params::{ParamErrors, wants_csv};
 use crate::routes::views::{DeploymentView, EVENT_CSV_HEADER, EventView};
 use crate::startup::Reporting;
@@ -29,10 +30,56 @@ enum BodyFormat {
     Form,
 }
 
-#[derive(Serialize)]
-struct StoreResponse {
+/// What a store call answers: the stored event and its deployment as it now is.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StoreResponse {
     event: EventView,
     deployment: DeploymentView,
+}
+
+/// `start` opens a deployment, `finish` closes one.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum PhaseName {
+    Start,
+    Finish,
+}
+
+/// The fields of a store call, as a JSON object or as form fields. This type
+/// only describes them: the body is read field by field by
+/// `deploytime_core::EventInput`, which reports every mistake at once, and a test
+/// keeps this list equal to the fields it accepts.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct EventBody {
+    /// 1–128 characters: ASCII letters, digits, `.` `_` `-` `/` `:`; starts with a letter or digit.
+    #[schema(example = "api", pattern = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$")]
+    component: String,
+    phase: PhaseName,
+    /// Required on `finish`, refused on `start`: `success`, `cancelled`, or an
+    /// error code of 1–64 of `[A-Za-z0-9._-]` (the deploy failed).
+    #[schema(example = "success", pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    status: Option<String>,
+    /// Default `production`; same characters as `component`, at most 64.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,63}$")]
+    environment: Option<String>,
+    /// At most 128 characters, no control characters.
+    #[schema(max_length = 128)]
+    version: Option<String>,
+    /// At most 128 characters, no control characters.
+    #[schema(max_length = 128)]
+    owner: Option<String>,
+    /// On `start` the id the deployment gets, on `finish` the deployment to close.
+    #[schema(format = Uuid)]
+    deployment_id: Option<String>,
+    /// The idempotency key (or the `Idempotency-Key` header).
+    #[schema(format = Uuid)]
+    event_id: Option<String>,
+    /// RFC 3339 with an offset; default: when the server received the call.
+    #[schema(format = DateTime)]
+    timestamp: Option<String>,
+    /// A flat object of strings: at most 32 keys of 1–64 characters, values of at most 512.
+    attributes: Option<std::collections::BTreeMap<String, String>>,
 }
 
 fn body_format(req: &HttpRequest) -> Result<BodyFormat, ApiError> {
@@ -100,6 +147,29 @@ async fn read_body(
 }
 
 /// Stores one `start` or `finish` event and applies it to its deployment.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    tag = "events",
+    request_body(
+        description = "The event, as JSON or form fields (`attributes[name]=value`); UTF-8, at most 64 KiB",
+        content((EventBody = "application/json"), (EventBody = "application/x-www-form-urlencoded"))
+    ),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "The event id, as a UUID, if not in the body"),
+    ),
+    responses(
+        (status = 201, description = "Stored; `Location` names the deployment", body = StoreResponse),
+        (status = 200, description = "This event_id was stored before with the same content: the original answer", body = StoreResponse),
+        (status = 400, description = "The body is not JSON or not a form", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The deployment is already finished or belongs to another component, or the event_id was sent with other content", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON nor a form, or not UTF-8", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Fields break a rule (all listed in `errors`), or a finish is earlier than its start", body = Problem, content_type = "application/problem+json"),
+        AccessProblems,
+    ),
+    security(("bearer" = []), ())
+)]
 #[tracing::instrument(name = "store_event", skip_all)]
 pub async fn store_event(
     req: HttpRequest,
@@ -178,20 +248,40 @@ pub async fn store_event(
         .json(body))
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     component: Option<String>,
     environment: Option<String>,
+    /// start or finish.
     phase: Option<String>,
+    /// RFC 3339, inclusive, on the event's own time.
     since: Option<String>,
+    /// RFC 3339, exclusive.
     until: Option<String>,
+    /// 1–1000, default 50.
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// json (default) or csv: every matching event, streamed.
     format: Option<String>,
 }
 
 /// The raw ledger, newest event time first; JSON pages or a CSV export.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of events, or with `format=csv` (or `Accept: text/csv`) all of them",
+            content((Page<EventView> = "application/json"), (String = "text/csv"))),
+        QueryProblems,
+        AccessProblems,
+    ),
+    security(("bearer" = []), ())
+)]
 #[tracing::instrument(skip(db, req))]
 pub async fn list_events(
     req: HttpRequest,

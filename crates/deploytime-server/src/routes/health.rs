@@ -1,27 +1,70 @@
 //! Liveness and readiness.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::auth::{Role, authorize};
 use crate::db::Database;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::metrics::Metrics;
+use crate::openapi::AccessProblems;
 use crate::startup::Limits;
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    status: &'static str,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// Always `ready`.
+    status: &'static str,
+    /// sqlite or mysql.
+    database: &'static str,
+}
+
 /// The process is up and serving HTTP.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Serving", body = Health))
+)]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// The database answers a trivial query in time (the database timeout, 2s by
 /// default): the server can do real work.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database answers", body = Readiness),
+        (status = 503, description = "The database does not answer in time", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn readyz(db: web::Data<Database>) -> Result<HttpResponse, ApiError> {
     db.is_ready(db.limits().checkout_timeout).await?;
-    Ok(HttpResponse::Ok().json(json!({"status": "ready", "database": db.url().backend_name()})))
+    Ok(HttpResponse::Ok().json(Readiness {
+        status: "ready",
+        database: db.url().backend_name(),
+    }))
 }
 
-/// Prometheus metrics, open unless the server runs with `--protect-metrics`.
+/// Prometheus metrics (text exposition format), open unless the server runs
+/// with `--protect-metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
+        AccessProblems,
+    )
+)]
 pub async fn metrics(
     req: HttpRequest,
     metrics: web::Data<Metrics>,

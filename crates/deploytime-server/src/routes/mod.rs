@@ -46,6 +46,11 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/api/v1")
             .service(
+                web::resource("/openapi.json")
+                    .route(web::get().to(crate::openapi::openapi_json))
+                    .default_service(method_not_allowed("GET")),
+            )
+            .service(
                 web::resource("/events")
                     .wrap(from_fn(require_events_access))
                     .route(web::post().to(events::store_event))

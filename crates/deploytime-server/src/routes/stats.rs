@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::queries::{self, DeploymentFilter};
 use crate::db::{Database, DbError};
 use crate::error::ApiError;
+use crate::openapi::{AccessProblems, QueryProblems};
 use crate::routes::params::ParamErrors;
 use crate::routes::views::DeploymentView;
 use crate::startup::Reporting;
@@ -18,32 +19,53 @@ use crate::startup::Reporting;
 /// The window statistics cover when `since` is not given.
 pub const DEFAULT_WINDOW_DAYS: i64 = 30;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     component: Option<String>,
     environment: Option<String>,
+    /// RFC 3339, inclusive; default: 30 days before `until`.
     since: Option<String>,
+    /// RFC 3339, exclusive; default: now.
     until: Option<String>,
+    /// component (default), environment, component,environment or none.
     group_by: Option<String>,
+    /// `success`: durations of successful deployments only.
     status: Option<String>,
+    /// `day`: add daily buckets.
     interval: Option<String>,
+    /// IANA time zone of the daily buckets' boundaries (default UTC).
     tz: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Window {
+/// The window the statistics cover.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Window {
     since: String,
     until: String,
 }
 
-#[derive(Serialize)]
-struct StatsResponse {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StatsResponse {
     window: Window,
     group_by: String,
     groups: Vec<stats::GroupStats>,
 }
 
+/// Duration statistics and DORA figures per group.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats",
+    tag = "reports",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "The statistics of each group", body = StatsResponse),
+        QueryProblems,
+        AccessProblems,
+    ),
+    security(("bearer" = []), ())
+)]
 #[tracing::instrument(skip(db, reporting))]
 pub async fn get_stats(
     query: web::Query<StatsQuery>,
@@ -158,8 +180,8 @@ pub async fn get_stats(
     }))
 }
 
-#[derive(Serialize)]
-struct ComponentSummary {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ComponentSummary {
     component: String,
     environment: String,
     deployments: i64,
@@ -167,13 +189,23 @@ struct ComponentSummary {
     last_deployment: DeploymentView,
 }
 
-#[derive(Serialize)]
-struct ComponentsResponse {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ComponentsResponse {
     items: Vec<ComponentSummary>,
 }
 
 /// Every component and environment seen, with its latest deployment and its mean
 /// duration (over deployments that have both a start and a finish).
+#[utoipa::path(
+    get,
+    path = "/api/v1/components",
+    tag = "reports",
+    responses(
+        (status = 200, description = "Every component and environment seen", body = ComponentsResponse),
+        AccessProblems,
+    ),
+    security(("bearer" = []), ())
+)]
 #[tracing::instrument(skip(db, reporting))]
 pub async fn list_components(
     db: web::Data<Database>,

@@ -7,17 +7,22 @@ use serde::Serialize;
 
 use crate::db::models::{DeploymentRow, EventRow};
 
-#[derive(Debug, Serialize)]
+/// A deployment: a start and a finish paired, or one of them so far.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeploymentView {
     pub id: String,
     pub component: String,
     pub environment: String,
     pub version: Option<String>,
     pub owner: Option<String>,
+    /// running, succeeded, failed, cancelled or abandoned.
     pub state: String,
+    /// The finish's status: success, cancelled or an error code.
     pub status: Option<String>,
+    /// RFC 3339, microseconds.
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// Present once both ends are known.
     pub duration_seconds: Option<f64>,
 }
 
@@ -114,7 +119,8 @@ impl EventView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An event as stored in the ledger.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub id: String,
     pub deployment_id: String,
@@ -148,7 +154,7 @@ impl From<&EventRow> for EventView {
 }
 
 /// A deployment with the events that made it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeploymentDetail {
     #[serde(flatten)]
     pub deployment: DeploymentView,

@@ -188,8 +188,8 @@ async fn role_matrix(backend: Backend) {
     )
     .await;
     assert_eq!(response.status(), 201);
-    // Health, readiness and metrics stay open.
-    for path in ["/healthz", "/readyz", "/metrics"] {
+    // Health, readiness, metrics and the API description stay open.
+    for path in ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"] {
         assert_eq!(app.get(path).await.status(), 200, "{path}");
     }
     // Nothing a refused call sent was stored, and only the admin deleted: the

@@ -1,0 +1,137 @@
+//! The OpenAPI description of the API, served at `GET /api/v1/openapi.json`.
+//! It is derived from the handlers and the types they return (`#[utoipa::path]`,
+//! `ToSchema`, `IntoParams`), so it changes with them; nothing is written twice.
+
+use std::sync::LazyLock;
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::Problem;
+use crate::routes::{deployments, events, health, stats};
+
+/// 401, 403 and 503: what any call that needs a token may answer.
+#[derive(utoipa::IntoResponses)]
+pub enum AccessProblems {
+    /// No token, or one that is unknown or revoked (`WWW-Authenticate: Bearer`).
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The token's role or scope does not allow this call.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// The database cannot be reached, the server is saturated, or the request
+    /// took too long; retry after `Retry-After` seconds.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// 400 and 422: a query string the server cannot read, or values that break a rule.
+#[derive(utoipa::IntoResponses)]
+pub enum QueryProblems {
+    /// An unparseable query string or path, or an unknown parameter.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// Parameters that break a rule, each listed in `errors`.
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(Problem),
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "deploytime",
+        description = "Stores deploy start/finish events, pairs them into deployments and reports how long they take. \
+                       Calls need `Authorization: Bearer TOKEN` (roles ingest, read, admin) unless the server runs \
+                       in anonymous mode (loopback address, no token created)."
+    ),
+    paths(
+        events::store_event,
+        events::list_events,
+        deployments::list_deployments,
+        deployments::get_deployment,
+        deployments::delete_deployment,
+        stats::get_stats,
+        stats::list_components,
+        health::healthz,
+        health::readyz,
+        health::metrics,
+        openapi_json,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+static SPEC: LazyLock<String> = LazyLock::new(|| {
+    ApiDoc::openapi()
+        .to_json()
+        .unwrap_or_else(|e| format!(r#"{{"error":"cannot serialise the description: {e}"}}"#))
+});
+
+/// This description.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI description", content_type = "application/json", body = Object))
+)]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(SPEC.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_described() {
+        let spec = ApiDoc::openapi();
+        let paths: Vec<&str> = spec.paths.paths.keys().map(String::as_str).collect();
+        for path in [
+            "/api/v1/events",
+            "/api/v1/deployments",
+            "/api/v1/deployments/{id}",
+            "/api/v1/stats",
+            "/api/v1/components",
+            "/api/v1/openapi.json",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+        ] {
+            assert!(paths.contains(&path), "{path} is not described: {paths:?}");
+        }
+    }
+
+    #[test]
+    fn the_store_body_lists_exactly_the_fields_the_domain_accepts() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(events::EventBody::schema()).unwrap();
+        let mut described: Vec<String> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        described.sort();
+        let mut accepted: Vec<String> = deploytime_core::event::FIELDS
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect();
+        accepted.sort();
+        assert_eq!(described, accepted);
+    }
+}
