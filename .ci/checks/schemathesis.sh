@@ -44,11 +44,14 @@ stop() {
 trap stop EXIT
 
 status=0
+# From target-ci/, where schemathesis keeps its cache (.schemathesis/), not the tree.
+cd "$ROOT/target-ci"
 "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/api/v1/openapi.json" \
   --wait-for-schema 30 \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance \
   --max-examples "$MAX_EXAMPLES" \
   --seed "$SEED" \
+  --generation-database "$ROOT/target-ci/schemathesis-examples" \
   --workers 1 \
   --report junit --report-dir "$ROOT/target-ci/schemathesis-report" || status=$?
 
