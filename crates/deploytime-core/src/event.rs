@@ -216,6 +216,10 @@ pub struct NewEvent {
     pub deployment_id: Option<Uuid>,
     /// When it happened: the client's timestamp, or the server's time of receipt.
     pub occurred_at: DateTime<Utc>,
+    /// Whether `occurred_at` is the client's own timestamp. When it is not, the
+    /// store may restamp the event with the time it is actually applied, so that
+    /// server-assigned times follow the order in which events are paired.
+    pub timestamp_given: bool,
     pub attributes: BTreeMap<String, String>,
     /// SHA-256 of what the client sent (not of defaults the server filled in), so a
     /// retry of the same call is recognised even though it arrives later.
@@ -462,6 +466,7 @@ impl EventInput {
                 }
             },
         };
+        let timestamp_given = self.timestamp.is_some();
         let attributes = self.attributes.unwrap_or_default();
         check_attributes(&attributes, &mut errors);
         // A field that could not be read is not also reported as missing.
@@ -486,6 +491,7 @@ impl EventInput {
                     owner,
                     deployment_id,
                     occurred_at,
+                    timestamp_given,
                     attributes,
                     fingerprint,
                 })

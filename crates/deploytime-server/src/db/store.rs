@@ -115,6 +115,24 @@ fn attempt(
         None => (None, 0, to_micros(received_at)),
     };
 
+    // Without a client timestamp the event happened "now": stamp it when it is
+    // applied rather than when it was received, and never before the start it
+    // closes, or a finish that waited behind its own start (or raced it on
+    // another connection) would be refused as earlier than that start.
+    let restamped;
+    let event = if event.timestamp_given {
+        event
+    } else {
+        let started = target.as_ref().and_then(|d| d.started_at);
+        let applied = deploytime_core::time::truncate_to_micros(Utc::now());
+        restamped = NewEvent {
+            occurred_at: applied
+                .max(event.occurred_at)
+                .max(started.unwrap_or(applied)),
+            ..event.clone()
+        };
+        &restamped
+    };
     let now = to_micros(received_at);
     let pairing = pair(event, target, Uuid::now_v7()).map_err(fail)?;
     let deployment_row = match &pairing {

@@ -103,4 +103,36 @@ async fn concurrent_finishes_close_once(backend: Backend) {
     assert_eq!(detail["state"], "failed");
 }
 
-backend_tests!(fifty_clients_lose_nothing, concurrent_finishes_close_once);
+async fn racing_start_and_finish_without_timestamps_pair(backend: Backend) {
+    // A start and its finish sent at the same moment on two connections (as a
+    // load generator or a careless script does): whichever is applied first, the
+    // server's own timestamps never date the finish before the start.
+    let app = TestApp::spawn(backend).await;
+    let pairs = (0..20).map(|i| {
+        let app = &app;
+        async move {
+            let component = format!("race-{i}");
+            let (start, finish) = tokio::join!(
+                app.post_json(json!({"component": component, "phase": "start"})),
+                app.post_json(
+                    json!({"component": component, "phase": "finish", "status": "success"})
+                ),
+            );
+            (start.status().as_u16(), finish.status().as_u16())
+        }
+    });
+    for (start, finish) in join_all(pairs).await {
+        assert_eq!((start, finish), (201, 201));
+    }
+    for d in app.all_deployments().await {
+        if let Some(seconds) = d["duration_seconds"].as_f64() {
+            assert!(seconds >= 0.0, "{d}");
+        }
+    }
+}
+
+backend_tests!(
+    fifty_clients_lose_nothing,
+    concurrent_finishes_close_once,
+    racing_start_and_finish_without_timestamps_pair,
+);
