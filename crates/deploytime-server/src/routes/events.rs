@@ -1,6 +1,6 @@
 //! `POST /api/v1/events`: the store call every pipeline makes.
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use deploytime_core::EventInput;
@@ -82,13 +82,13 @@ pub struct EventBody {
     attributes: Option<std::collections::BTreeMap<String, String>>,
 }
 
-fn body_format(req: &HttpRequest) -> Result<BodyFormat, ApiError> {
+fn body_format(content_type: Option<&HeaderValue>) -> Result<BodyFormat, ApiError> {
     let unsupported = |given: &str| {
         ApiError::UnsupportedMediaType(format!(
             "send application/json or application/x-www-form-urlencoded (got {given})"
         ))
     };
-    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+    let Some(value) = content_type else {
         return Err(unsupported("no Content-Type"));
     };
     let value = value
@@ -115,6 +115,27 @@ fn body_format(req: &HttpRequest) -> Result<BodyFormat, ApiError> {
         e if e.starts_with("application/") && e.ends_with("+json") => Ok(BodyFormat::Json),
         "application/x-www-form-urlencoded" => Ok(BodyFormat::Form),
         _ => Err(unsupported(value)),
+    }
+}
+
+/// Reads a store call's body by its content type into the fields the client
+/// sent, before validation. Pure, so that it can be fuzzed without HTTP.
+pub fn read_event_body(
+    content_type: Option<&HeaderValue>,
+    body: &[u8],
+) -> Result<EventInput, ApiError> {
+    match body_format(content_type)? {
+        BodyFormat::Json => {
+            let value: serde_json::Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::MalformedBody(format!("the body is not valid JSON: {e}")))?;
+            Ok(EventInput::from_json(value)?)
+        }
+        BodyFormat::Form => {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| {
+                ApiError::MalformedBody(format!("the body is not a valid form: {e}"))
+            })?;
+            Ok(EventInput::from_form(pairs))
+        }
     }
 }
 
@@ -178,22 +199,11 @@ pub async fn store_event(
     reporting: web::Data<Reporting>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let format = body_format(&req)?;
+    // The content type is checked before the body is read: a wrong one is
+    // refused without reading up to 64 KiB first.
+    body_format(req.headers().get(header::CONTENT_TYPE))?;
     let body = read_body(&req, payload).await?;
-    let input = match format {
-        BodyFormat::Json => {
-            let value: serde_json::Value = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::MalformedBody(format!("the body is not valid JSON: {e}")))?;
-            EventInput::from_json(value)?
-        }
-        BodyFormat::Form => {
-            let pairs: Vec<(String, String)> =
-                serde_urlencoded::from_bytes(&body).map_err(|e| {
-                    ApiError::MalformedBody(format!("the body is not a valid form: {e}"))
-                })?;
-            EventInput::from_form(pairs)
-        }
-    };
+    let input = read_event_body(req.headers().get(header::CONTENT_TYPE), &body)?;
     let idempotency_key = req
         .headers()
         .get("Idempotency-Key")

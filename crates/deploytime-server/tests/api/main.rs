@@ -8,6 +8,7 @@
 mod helpers;
 
 mod access;
+mod body_fuzz;
 mod concurrency;
 mod deployments;
 mod errors;
