@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -151,12 +152,37 @@ impl fmt::Debug for DatabaseUrl {
 #[derive(Debug, Clone)]
 pub struct DbConnectionManager {
     url: DatabaseUrl,
+    /// The SQLite database file as SQLite itself resolved it (absolute, `..`
+    /// and symbolic links resolved its way), learnt from the first connection.
+    sqlite_file: Arc<OnceLock<PathBuf>>,
 }
 
 impl DbConnectionManager {
     pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+        Self {
+            url,
+            sqlite_file: Arc::default(),
+        }
     }
+}
+
+#[derive(QueryableByName)]
+struct AttachedDatabase {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    file: String,
+}
+
+/// The file of the connection's main database, as SQLite opened it.
+fn sqlite_main_file(conn: &mut SqliteConnection) -> Option<PathBuf> {
+    diesel::sql_query("PRAGMA database_list")
+        .load::<AttachedDatabase>(conn)
+        .ok()?
+        .into_iter()
+        .find(|d| d.name == "main")
+        .map(|d| PathBuf::from(d.file))
+        .filter(|file| !file.as_os_str().is_empty())
 }
 
 impl r2d2::ManageConnection for DbConnectionManager {
@@ -164,7 +190,15 @@ impl r2d2::ManageConnection for DbConnectionManager {
     type Error = ConnectionError;
 
     fn connect(&self) -> Result<DbConnection, ConnectionError> {
-        self.url.establish()
+        let mut conn = self.url.establish()?;
+        #[allow(irrefutable_let_patterns)] // irrefutable without the mysql feature
+        if self.sqlite_file.get().is_none()
+            && let DbConnection::Sqlite(sqlite) = &mut conn
+            && let Some(file) = sqlite_main_file(sqlite)
+        {
+            let _ = self.sqlite_file.set(file);
+        }
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
@@ -172,12 +206,12 @@ impl r2d2::ManageConnection for DbConnectionManager {
         // away, and what it writes there is lost: such a connection is no longer
         // valid, and the pool reconnects by path (or fails, 503, until the file
         // is back).
-        if let DatabaseUrl::Sqlite(path) = &self.url
-            && !path.exists()
+        if let Some(file) = self.sqlite_file.get()
+            && !file.exists()
         {
             return Err(ConnectionError::BadConnection(format!(
                 "the SQLite file {} is gone",
-                path.display()
+                file.display()
             )));
         }
         conn.batch_execute("SELECT 1")

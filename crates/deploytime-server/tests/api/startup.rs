@@ -45,3 +45,23 @@ async fn mysql_unknown_database_is_reported_in_mysql_words() {
     let message = startup_error(url.as_str());
     assert!(message.contains("Unknown database"), "{message}");
 }
+
+/// SQLite resolves `..` itself, even after a directory that does not exist; the
+/// server must judge the file SQLite opened, not the path as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_path_through_a_missing_directory_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-created/../deploytime.db");
+    let url = DatabaseUrl::parse(path.to_str().unwrap()).unwrap();
+    let app = Application::build(&settings(&url)).expect("the server starts");
+    let port = app.port();
+    let handle = app.handle();
+    let task = tokio::spawn(app.run_until_stopped());
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(dir.path().join("deploytime.db").exists());
+    handle.stop(true).await;
+    task.await.unwrap().unwrap();
+}
