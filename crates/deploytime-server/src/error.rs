@@ -166,7 +166,14 @@ impl From<ValidationErrors> for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        tracing::error!(error = %e, "database failure");
+        match &e {
+            // Overload and abandoned calls are the limits working, not failures;
+            // under load they would flood the log at error level.
+            DbError::Busy(_) | DbError::Abandoned => {
+                tracing::warn!(error = %e, "database call refused")
+            }
+            DbError::Unavailable(_) => tracing::error!(error = %e, "database failure"),
+        }
         ApiError::Unavailable(e.to_string())
     }
 }

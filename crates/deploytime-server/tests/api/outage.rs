@@ -30,6 +30,24 @@ async fn expect_unavailable(app: &TestApp) {
         .post_json(json!({"component": "api", "phase": "start"}))
         .await;
     expect_problem(response, 503).await;
+    // Under load: every concurrent call is refused the same way, none hangs.
+    let started = Instant::now();
+    let calls = (0..24).map(|i| async move {
+        if i % 2 == 0 {
+            app.post_json(json!({"component": "api", "phase": "start"}))
+                .await
+        } else {
+            app.get("/api/v1/components").await
+        }
+    });
+    for response in futures_util::future::join_all(calls).await {
+        expect_problem(response, 503).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     // Liveness does not depend on the database.
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
