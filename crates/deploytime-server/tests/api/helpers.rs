@@ -142,6 +142,10 @@ pub fn settings(url: &DatabaseUrl) -> Settings {
         workers: Some(2),
         shutdown_timeout: 5,
         handle_signals: false,
+        // The test database server is shared (other suites, benchmarks): a slow
+        // moment must not turn into a 503 that fails an unrelated test. The
+        // outage tests set their own short timeout.
+        db_timeout: std::time::Duration::from_secs(10),
         ..Settings::new("127.0.0.1:0", url.clone())
     }
 }
