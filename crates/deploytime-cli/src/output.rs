@@ -10,19 +10,8 @@ use serde_json::Value;
 
 use crate::error::Error;
 
-/// The columns of a deployment, in CSV and table order.
-pub const DEPLOYMENT_COLUMNS: [&str; 10] = [
-    "id",
-    "component",
-    "environment",
-    "version",
-    "owner",
-    "state",
-    "status",
-    "started_at",
-    "finished_at",
-    "duration_seconds",
-];
+/// The columns of a deployment, in CSV and table order: the server's own.
+pub use deploytime_core::export::DEPLOYMENT_COLUMNS;
 
 /// A duration for people: `3m 12s`, `2h 5m 1s`, `450ms`.
 pub fn human_duration(seconds: f64) -> String {
@@ -119,7 +108,11 @@ pub fn write_deployments_csv(out: impl Write, items: &[Value]) -> Result<(), Err
     writer.write_record(DEPLOYMENT_COLUMNS).map_err(failed)?;
     for item in items {
         writer
-            .write_record(DEPLOYMENT_COLUMNS.iter().map(|c| cell(&item[*c])))
+            .write_record(
+                DEPLOYMENT_COLUMNS
+                    .iter()
+                    .map(|c| deploytime_core::export::neutralise(&cell(&item[*c])).into_owned()),
+            )
             .map_err(failed)?;
     }
     writer.flush().map_err(|e| Error::Output {

@@ -10,6 +10,7 @@
 
 pub mod deployment;
 pub mod event;
+pub mod export;
 pub mod names;
 pub mod stats;
 pub mod time;

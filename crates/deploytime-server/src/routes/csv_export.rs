@@ -15,15 +15,6 @@ use crate::error::ApiError;
 /// Rows fetched per database round trip while exporting.
 const PAGE: i64 = 5_000;
 
-/// Prefixes a cell that a spreadsheet would otherwise evaluate as a formula.
-pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        std::borrow::Cow::Owned(format!("'{cell}"))
-    } else {
-        std::borrow::Cow::Borrowed(cell)
-    }
-}
-
 type FetchPage<R> = dyn Fn(&mut DbConnection, Option<Cursor>, i64) -> diesel::QueryResult<Vec<(i64, R)>>
     + Send
     + Sync;
@@ -54,7 +45,11 @@ fn encode<R>(
     for (_, row) in rows {
         let cells = record(row);
         writer
-            .write_record(cells.iter().map(|c| neutralise(c).into_owned()))
+            .write_record(
+                cells
+                    .iter()
+                    .map(|c| deploytime_core::export::neutralise(c).into_owned()),
+            )
             .map_err(failed)?;
     }
     writer

@@ -54,19 +54,8 @@ pub fn is_abandoned(row: &DeploymentRow, abandon_cutoff: i64) -> bool {
     row.state == "running" && row.started_at.is_some_and(|s| s < abandon_cutoff)
 }
 
-/// The CSV columns of a deployment, in the order of [`DEPLOYMENT_CSV_HEADER`].
-pub const DEPLOYMENT_CSV_HEADER: &[&str] = &[
-    "id",
-    "component",
-    "environment",
-    "version",
-    "owner",
-    "state",
-    "status",
-    "started_at",
-    "finished_at",
-    "duration_seconds",
-];
+/// The CSV columns of a deployment, in the order [`DeploymentView::csv_record`] writes.
+pub const DEPLOYMENT_CSV_HEADER: &[&str] = &deploytime_core::export::DEPLOYMENT_COLUMNS;
 
 impl DeploymentView {
     pub fn csv_record(&self) -> Vec<String> {
@@ -87,19 +76,7 @@ impl DeploymentView {
     }
 }
 
-pub const EVENT_CSV_HEADER: &[&str] = &[
-    "id",
-    "deployment_id",
-    "phase",
-    "component",
-    "environment",
-    "status",
-    "version",
-    "owner",
-    "timestamp",
-    "received_at",
-    "attributes",
-];
+pub const EVENT_CSV_HEADER: &[&str] = &deploytime_core::export::EVENT_COLUMNS;
 
 impl EventView {
     pub fn csv_record(&self) -> Vec<String> {
