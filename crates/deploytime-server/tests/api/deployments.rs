@@ -40,22 +40,14 @@ async fn listing_is_newest_first_and_filtered(backend: Backend) {
     assert_eq!(times.len(), 5);
 
     let body: serde_json::Value = app
-        .get("/api/v1/deployments?component=api&environment=production")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/deployments?component=api&environment=production")
+        .await;
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["started_at"], "2026-01-01T13:00:00.000000Z");
     assert_eq!(items[1]["started_at"], "2026-01-01T10:00:00.000000Z");
 
-    let body: serde_json::Value = app
-        .get("/api/v1/deployments?limit=2")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: serde_json::Value = app.get_json("/api/v1/deployments?limit=2").await;
     assert_eq!(body["items"].as_array().unwrap().len(), 2);
     assert_eq!(
         body["items"][0]["started_at"],

@@ -247,6 +247,15 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// A GET that must answer 200 with JSON; returns the body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 200, "GET {path} answered {status}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
     /// Stores an event that must be accepted, and returns the response body.
     pub async fn store(&self, body: Value) -> Value {
         let response = self.post_json(body.clone()).await;

@@ -80,12 +80,7 @@ const WINDOW: &str = "since=2026-10-01T00:00:00Z&until=2026-10-11T00:00:00Z";
 async fn stats_match_an_independent_computation(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_history(&app).await;
-    let body: Value = app
-        .get(&format!("/api/v1/stats?{WINDOW}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_json(&format!("/api/v1/stats?{WINDOW}")).await;
     assert_eq!(body["group_by"], "component");
     let groups = body["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2);
@@ -137,13 +132,10 @@ async fn stats_match_an_independent_computation(backend: Backend) {
 
     // Durations of successful deployments only.
     let body: Value = app
-        .get(&format!(
+        .get_json(&format!(
             "/api/v1/stats?{WINDOW}&component=api&status=success"
         ))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let d = &body["groups"][0]["duration_seconds"];
     assert_eq!(d["count"], 3);
     close(&d["median"], nearest_rank(&[50.0, 100.0, 250.0], 50.0));
@@ -154,22 +146,16 @@ async fn stats_groupings_and_empty_groups(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_history(&app).await;
     let body: Value = app
-        .get(&format!("/api/v1/stats?{WINDOW}&group_by=none"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/stats?{WINDOW}&group_by=none"))
+        .await;
     assert_eq!(body["groups"].as_array().unwrap().len(), 1);
     assert_eq!(body["groups"][0]["deployments"], 10);
     assert_eq!(body["groups"][0]["component"], Value::Null);
     let body: Value = app
-        .get(&format!(
+        .get_json(&format!(
             "/api/v1/stats?{WINDOW}&group_by=component,environment"
         ))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(body["groups"][0]["environment"], "production");
     // Nothing in the window: counts of zero and null durations, not an error.
     let response = app
@@ -200,13 +186,10 @@ async fn daily_buckets_follow_the_time_zone(backend: Backend) {
         let app = &app;
         async move {
             let body: Value = app
-                .get(&format!(
+                .get_json(&format!(
                     "/api/v1/stats?{WINDOW}&component=api&interval=day&tz={tz}"
                 ))
-                .await
-                .json()
-                .await
-                .unwrap();
+                .await;
             body["groups"][0]["daily"]
                 .as_array()
                 .unwrap()
@@ -272,7 +255,7 @@ async fn pages_see_every_row_once_under_inserts(backend: Backend) {
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let body: Value = app.get(&path).await.json().await.unwrap();
+        let body: Value = app.get_json(&path).await;
         let items = body["items"].as_array().unwrap();
         assert!(items.len() <= 7);
         seen.extend(items.iter().map(|d| d["id"].as_str().unwrap().to_owned()));
@@ -301,7 +284,7 @@ async fn pages_see_every_row_once_under_inserts(backend: Backend) {
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let body: Value = app.get(&path).await.json().await.unwrap();
+        let body: Value = app.get_json(&path).await;
         all.extend(
             body["items"]
                 .as_array()
@@ -332,35 +315,21 @@ async fn filters_by_state_and_window(backend: Backend) {
             .map(|d| d["state"].as_str().unwrap().to_owned())
             .collect()
     };
-    let body: Value = app
-        .get("/api/v1/deployments?state=abandoned")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_json("/api/v1/deployments?state=abandoned").await;
     assert_eq!(ids(body), vec!["abandoned"]);
-    let body: Value = app
-        .get("/api/v1/deployments?state=running")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_json("/api/v1/deployments?state=running").await;
     assert_eq!(body["items"][0]["id"], recent["deployment"]["id"]);
     assert_eq!(body["items"].as_array().unwrap().len(), 1);
     let body: Value = app
-        .get("/api/v1/deployments?state=failed&component=api")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/deployments?state=failed&component=api")
+        .await;
     assert_eq!(ids(body), vec!["failed", "failed"]);
     // since is inclusive, until exclusive, on the start time (finish time without a start).
     let body: Value = app
-        .get("/api/v1/deployments?since=2026-10-07T10:00:00Z&until=2026-10-07T10:00:00.000001Z")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(
+            "/api/v1/deployments?since=2026-10-07T10:00:00Z&until=2026-10-07T10:00:00.000001Z",
+        )
+        .await;
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(
@@ -372,11 +341,8 @@ async fn filters_by_state_and_window(backend: Backend) {
 
     // The ledger: same filters, on the event's own time.
     let body: Value = app
-        .get("/api/v1/events?component=web&phase=finish")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/events?component=web&phase=finish")
+        .await;
     let statuses: Vec<_> = body["items"]
         .as_array()
         .unwrap()
@@ -459,7 +425,7 @@ async fn csv_exports_match_the_json_listing(backend: Backend) {
 async fn components_and_removal(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_history(&app).await;
-    let body: Value = app.get("/api/v1/components").await.json().await.unwrap();
+    let body: Value = app.get_json("/api/v1/components").await;
     let items = body["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["component"], "api");
@@ -483,12 +449,7 @@ async fn components_and_removal(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 204);
     expect_problem(app.get(&format!("/api/v1/deployments/{id}")).await, 404).await;
-    let body: Value = app
-        .get("/api/v1/events?component=doomed")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_json("/api/v1/events?component=doomed").await;
     assert!(
         body["items"].as_array().unwrap().is_empty(),
         "its events are gone too"
