@@ -256,6 +256,24 @@ impl TestApp {
         serde_json::from_str(&text).unwrap()
     }
 
+    /// Every page of a listing, following `next_cursor` until the last page.
+    pub async fn pages(&self, path: &str) -> Vec<Vec<Value>> {
+        let mut pages = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_path = match &cursor {
+                Some(c) => format!("{path}&cursor={c}"),
+                None => path.to_owned(),
+            };
+            let body = self.get_json(&page_path).await;
+            pages.push(body["items"].as_array().unwrap().clone());
+            match body["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return pages,
+            }
+        }
+    }
+
     /// Stores an event that must be accepted, and returns the response body.
     pub async fn store(&self, body: Value) -> Value {
         let response = self.post_json(body.clone()).await;

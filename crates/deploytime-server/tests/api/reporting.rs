@@ -248,22 +248,15 @@ async fn pages_see_every_row_once_under_inserts(backend: Backend) {
             }
         })
     };
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = "/api/v1/deployments?limit=7&until=2026-07-01T00:00:00Z".to_owned();
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
-        }
-        let body: Value = app.get_json(&path).await;
-        let items = body["items"].as_array().unwrap();
-        assert!(items.len() <= 7);
-        seen.extend(items.iter().map(|d| d["id"].as_str().unwrap().to_owned()));
-        match body["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
+    let pages = app
+        .pages("/api/v1/deployments?limit=7&until=2026-07-01T00:00:00Z")
+        .await;
+    assert!(pages.iter().all(|page| page.len() <= 7));
+    let seen: Vec<String> = pages
+        .iter()
+        .flatten()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
     inserter.await.unwrap();
     let mut sorted_seen = seen.clone();
     sorted_seen.sort();
@@ -277,26 +270,12 @@ async fn pages_see_every_row_once_under_inserts(backend: Backend) {
     assert_eq!(seen, expected);
 
     // The walk over everything, new rows included, also sees each once.
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = "/api/v1/deployments?limit=1000".to_owned();
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
-        }
-        let body: Value = app.get_json(&path).await;
-        all.extend(
-            body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d["id"].clone()),
-        );
-        match body["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
+    let all: Vec<Value> = app
+        .pages("/api/v1/deployments?limit=1000")
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     assert_eq!(all.len(), 100);
     expect_problem(app.get("/api/v1/deployments?cursor=bogus").await, 422).await;
 }
