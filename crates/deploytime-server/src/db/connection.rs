@@ -114,7 +114,21 @@ impl DatabaseUrl {
                 Ok(DbConnection::Sqlite(conn))
             }
             #[cfg(feature = "mysql")]
-            DatabaseUrl::Mysql(url) => MysqlConnection::establish(url).map(DbConnection::Mysql),
+            DatabaseUrl::Mysql(url) => {
+                let mut conn = MysqlConnection::establish(url)?;
+                // READ COMMITTED: each statement sees what is committed now. A
+                // store call that lost a race on a unique index retries from its
+                // savepoint inside a shared transaction (group commit) and must
+                // then see the winner's row, which REPEATABLE READ's snapshot,
+                // taken at the transaction's first read, would hide. Correctness
+                // never rested on the snapshot: unique indexes and the revision
+                // check in the UPDATE settle races, and both read the latest
+                // committed rows at any isolation level. It also takes no gap
+                // locks, so concurrent commits deadlock less.
+                conn.batch_execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Mysql(conn))
+            }
             #[cfg(not(feature = "mysql"))]
             DatabaseUrl::Mysql(_) => Err(ConnectionError::BadConnection(
                 DatabaseUrlError::MysqlNotCompiled.to_string(),

@@ -4,8 +4,11 @@
 //! Concurrency is handled by the database, not by checking first: the event id and
 //! the deployment id are unique indexes, and a deployment is only updated at the
 //! revision it was read at. When a concurrent writer wins one of those races the
-//! whole transaction is run again, and on the second reading the loser sees what
-//! happened (a replay, or a conflict) and answers accordingly.
+//! event's work is run again (from its savepoint), and on the second reading the
+//! loser sees what happened (a replay, or a conflict) and answers accordingly.
+//!
+//! Several events can share one transaction ([`store_batch`]): the server's
+//! group commit (see `group_commit.rs`) acknowledges them with one flush to disk.
 
 use chrono::{DateTime, Utc};
 use deploytime_core::deployment::pair;
@@ -47,20 +50,24 @@ pub enum StoreError {
 }
 
 /// Errors inside one attempt; `Retry` ends it so that the next attempt starts from
-/// a fresh transaction.
+/// a fresh savepoint, `Abort` ends the whole transaction (the database has
+/// already rolled it back: a deadlock), so that the whole batch is run again.
 #[derive(Debug)]
 enum AttemptError {
     Retry,
+    Abort(DieselError),
     Fail(StoreError),
 }
 
 impl From<DieselError> for AttemptError {
     fn from(e: DieselError) -> Self {
         match &e {
-            DieselError::DatabaseError(
-                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
-                _,
-            ) => AttemptError::Retry,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                AttemptError::Retry
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                AttemptError::Abort(e)
+            }
             _ => AttemptError::Fail(StoreError::Database(e)),
         }
     }
@@ -71,20 +78,68 @@ fn fail(e: impl Into<StoreError>) -> AttemptError {
     AttemptError::Fail(e.into())
 }
 
-/// Stores one validated event and applies it to its deployment.
+/// Stores one validated event and applies it to its deployment, in a
+/// transaction of its own.
 pub fn store_event(
     conn: &mut DbConnection,
     event: &NewEvent,
     received_at: DateTime<Utc>,
 ) -> Result<Stored, StoreError> {
-    for _ in 0..MAX_ATTEMPTS {
-        match conn.transaction(|conn| attempt(conn, event, received_at)) {
-            Ok(stored) => return Ok(stored),
-            Err(AttemptError::Retry) => continue,
-            Err(AttemptError::Fail(e)) => return Err(e),
+    let mut results = store_batch(conn, &[(event, received_at)])?;
+    results.pop().unwrap_or(Err(StoreError::Contended))
+}
+
+/// Stores several validated events in one transaction (one commit, so one flush
+/// to disk, for all of them), each in a savepoint of its own: an event that is
+/// refused (a pairing error, an idempotency conflict) is rolled back alone and
+/// the others are kept. Events are applied in the order given, so a finish after
+/// its start in the same batch closes it.
+///
+/// The outer error means nothing of the batch was committed: the database
+/// failed, or kept choosing this transaction as a deadlock's victim.
+pub fn store_batch(
+    conn: &mut DbConnection,
+    events: &[(&NewEvent, DateTime<Utc>)],
+) -> Result<Vec<Result<Stored, StoreError>>, DieselError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let outcome = conn.transaction(|conn| {
+            events
+                .iter()
+                .map(|(event, received_at)| store_in_savepoint(conn, event, *received_at))
+                .collect::<Result<Vec<_>, DieselError>>()
+        });
+        match outcome {
+            Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
+                if attempts < MAX_ATTEMPTS =>
+            {
+                continue;
+            }
+            other => return other,
         }
     }
-    Err(StoreError::Contended)
+}
+
+/// One event of a batch: `Ok(Err(_))` is this event's own refusal (its savepoint
+/// rolled back), `Err(_)` a failure of the whole transaction.
+fn store_in_savepoint(
+    conn: &mut DbConnection,
+    event: &NewEvent,
+    received_at: DateTime<Utc>,
+) -> Result<Result<Stored, StoreError>, DieselError> {
+    for _ in 0..MAX_ATTEMPTS {
+        match conn.transaction(|conn| attempt(conn, event, received_at)) {
+            Ok(stored) => return Ok(Ok(stored)),
+            Err(AttemptError::Retry) => continue,
+            Err(AttemptError::Abort(e)) => return Err(e),
+            // A database error of this event's statements is its own (rolled back
+            // to its savepoint); if the connection is gone, the commit fails and
+            // the whole batch is reported as not stored.
+            Err(AttemptError::Fail(e)) => return Ok(Err(e)),
+        }
+    }
+    Ok(Err(StoreError::Contended))
 }
 
 fn attempt(
