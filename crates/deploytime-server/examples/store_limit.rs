@@ -1,6 +1,6 @@
 //! The store path's limit without HTTP: the same validation, the same pooled
-//! connections and the same transaction as `POST /api/v1/events`, driven by N
-//! concurrent tasks for a fixed time. `bench/store.sh` compares the server's
+//! connections and the same transactions (group commit included) as
+//! `POST /api/v1/events`, driven by N concurrent tasks for a fixed time. `bench/store.sh` compares the server's
 //! throughput with this figure.
 //!
 //!     cargo run --release --features mysql --example store_limit -- URL CONCURRENCY SECONDS [POOL]
@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use deploytime_core::EventInput;
-use deploytime_server::db::store::store_event;
 use deploytime_server::db::{Database, DatabaseUrl};
 
 #[tokio::main]
@@ -55,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
                         failed.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
-                    match db.write(move |conn| store_event(conn, &event, now)).await {
+                    match db.store(event, now).await {
                         Ok(Ok(_)) => stored.fetch_add(1, Ordering::Relaxed),
                         _ => failed.fetch_add(1, Ordering::Relaxed),
                     };

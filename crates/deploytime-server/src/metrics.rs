@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::db::models::DeploymentRow;
@@ -30,6 +30,7 @@ pub struct Metrics {
     deploy_duration: HistogramVec,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
+    commit_sizes: Histogram,
 }
 
 impl Metrics {
@@ -72,6 +73,13 @@ impl Metrics {
             "db_pool_max_connections",
             "Database connections the pool may open",
         )?;
+        let commit_sizes = Histogram::with_opts(
+            HistogramOpts::new(
+                "store_commit_events",
+                "Events per committed transaction of store calls (group commit)",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "build_info",
@@ -88,6 +96,7 @@ impl Metrics {
         registry.register(Box::new(deploy_duration.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
+        registry.register(Box::new(commit_sizes.clone()))?;
         registry.register(Box::new(build_info))?;
         Ok(Metrics {
             registry,
@@ -97,7 +106,13 @@ impl Metrics {
             deploy_duration,
             pool_connections,
             pool_max,
+            commit_sizes,
         })
+    }
+
+    /// The histogram the group commit records its transactions' sizes in.
+    pub fn commit_sizes(&self) -> prometheus::Histogram {
+        self.commit_sizes.clone()
     }
 
     pub fn observe_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {

@@ -127,6 +127,7 @@ impl Application {
         let metrics = web::Data::new(
             Metrics::new(settings.database_url.backend_name()).map_err(StartupError::Metrics)?,
         );
+        database.observe_commit_sizes(metrics.commit_sizes());
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(routes::limit_time))

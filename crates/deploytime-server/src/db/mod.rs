@@ -6,6 +6,7 @@
 //! never reported as success.
 
 pub mod connection;
+pub mod group_commit;
 pub mod models;
 pub mod queries;
 pub mod schema;
@@ -16,7 +17,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use deploytime_core::NewEvent;
 use tokio::sync::Semaphore;
+
+use group_commit::{GroupCommit, Job, StoreOutcome};
 
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -43,10 +48,12 @@ pub enum SetupError {
         url: DatabaseUrl,
         source: r2d2::Error,
     },
+    #[error("cannot start the database writer threads: {0}")]
+    Writers(std::io::Error),
 }
 
 /// A failure to reach the database or to complete a query.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DbError {
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
@@ -139,6 +146,19 @@ pub struct Database {
     /// SQLite has one writer at a time; taking turns in the process is cheaper and
     /// more predictable than letting writers collide on the file lock.
     write_turn: Option<Arc<Mutex<()>>>,
+    /// Store calls go through here, to share commits.
+    group_commit: GroupCommit,
+}
+
+/// How many transactions of store calls are in flight at once. SQLite has one
+/// writer; MySQL gains from a second committer applying the next batch while the
+/// first waits for its flush, and little from more (they would contend for the
+/// same rows and for the pool's connections).
+fn committers(url: &DatabaseUrl, pool_size: u32) -> usize {
+    match url {
+        DatabaseUrl::Sqlite(_) => 1,
+        DatabaseUrl::Mysql(_) => usize::try_from(pool_size / 4).unwrap_or(1).clamp(1, 2),
+    }
 }
 
 impl Database {
@@ -164,12 +184,19 @@ impl Database {
                 source,
             })?;
         let write_turn = matches!(url, DatabaseUrl::Sqlite(_)).then(|| Arc::new(Mutex::new(())));
+        let group_commit = GroupCommit::start(
+            pool.clone(),
+            write_turn.clone(),
+            committers(url, limits.pool_size),
+        )
+        .map_err(SetupError::Writers)?;
         Ok(Self {
             pool,
             url: url.clone(),
             limits,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             write_turn,
+            group_commit,
         })
     }
 
@@ -183,6 +210,15 @@ impl Database {
         let all = u32::try_from(self.limits.max_in_flight.max(1)).unwrap_or(u32::MAX);
         // Only fails if the semaphore was closed, which this type never does.
         let _ = self.in_flight.acquire_many(all).await;
+    }
+
+    /// Database calls in flight now: running, or waiting for a connection or a
+    /// commit.
+    pub fn calls_in_flight(&self) -> usize {
+        self.limits
+            .max_in_flight
+            .max(1)
+            .saturating_sub(self.in_flight.available_permits())
     }
 
     /// Whether any API token exists, asked directly (at start-up).
@@ -261,6 +297,37 @@ impl Database {
         .map_err(|e| DbError::Unavailable(e.to_string()))?;
         on_drop.0 = None;
         result
+    }
+
+    /// Stores a validated event, in a transaction shared with the store calls
+    /// that arrive meanwhile (see [`group_commit`]). Answers once the
+    /// transaction holding the event is committed.
+    pub async fn store(&self, event: NewEvent, received_at: DateTime<Utc>) -> StoreOutcome {
+        let permit = self
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| DbError::Busy(self.limits.max_in_flight))?;
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let mut on_drop = AbandonOnDrop(Some(abandoned.clone()));
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.group_commit.submit(Job {
+            event,
+            received_at,
+            abandoned,
+            permit,
+            reply,
+        })?;
+        let outcome = answer.await.map_err(|_| {
+            DbError::Unavailable("the database writer stopped before storing the event".into())
+        })?;
+        on_drop.0 = None;
+        outcome
+    }
+
+    /// Records the number of events of each group commit in `histogram`.
+    pub fn observe_commit_sizes(&self, histogram: prometheus::Histogram) {
+        self.group_commit.observe_batch_sizes(histogram);
     }
 
     /// True when the database answers a trivial query within `timeout`.

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use crate::auth::Caller;
 use crate::db::queries::{self, Cursor, EventFilter};
-use crate::db::store::store_event as store_in_db;
 use crate::db::{Database, DbError};
 use crate::error::{ApiError, Problem};
 use crate::metrics::Metrics;
@@ -228,9 +227,7 @@ pub async fn store_event(
         )));
     }
 
-    let stored = db
-        .write(move |conn| store_in_db(conn, &event, received_at))
-        .await??;
+    let stored = db.store(event, received_at).await??;
 
     if !stored.replayed {
         metrics.event_stored(&stored.event.phase, &stored.deployment);

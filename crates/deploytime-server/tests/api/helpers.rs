@@ -185,6 +185,24 @@ impl TestApp {
         }
     }
 
+    /// Holds one of the server's database connections until the returned sender
+    /// is dropped or sent to.
+    pub async fn hold_database(&self) -> std::sync::mpsc::Sender<()> {
+        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            db.read(move |_conn| {
+                let _ = entered_tx.send(());
+                let _ = release_rx.recv();
+                Ok::<_, ()>(())
+            })
+            .await
+        });
+        entered_rx.await.unwrap();
+        release_tx
+    }
+
     /// Creates a token the way `deploytime-server token create` does.
     pub async fn create_token(&self, name: &str, role: Role, scope: &[&str]) -> String {
         let url = self.database.url.clone();

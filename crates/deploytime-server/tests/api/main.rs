@@ -12,6 +12,7 @@ mod body_fuzz;
 mod concurrency;
 mod deployments;
 mod errors;
+mod group_commit;
 mod idempotency;
 mod observability;
 mod outage;

@@ -201,26 +201,9 @@ async fn mysql_connection_cut_and_restored() {
         .await;
 }
 
-/// Holds one database call open until the returned sender is dropped or sent to.
-async fn hold_database(app: &TestApp) -> std::sync::mpsc::Sender<()> {
-    let (entered_tx, entered_rx) = tokio::sync::oneshot::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let db = app.db.clone();
-    tokio::spawn(async move {
-        db.read(move |_conn| {
-            let _ = entered_tx.send(());
-            let _ = release_rx.recv();
-            Ok::<_, ()>(())
-        })
-        .await
-    });
-    entered_rx.await.unwrap();
-    release_tx
-}
-
 async fn saturated_database_work_is_503_at_once(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| s.max_db_work = 1).await;
-    let release = hold_database(&app).await;
+    let release = app.hold_database().await;
     let started = Instant::now();
     let problem = expect_problem(app.get("/api/v1/deployments").await, 503).await;
     assert!(
@@ -247,7 +230,7 @@ async fn slow_requests_time_out_and_store_nothing(backend: Backend) {
     })
     .await;
     // The only connection is busy: the store call waits for it past the timeout.
-    let release = hold_database(&app).await;
+    let release = app.hold_database().await;
     let started = Instant::now();
     let response = app
         .client

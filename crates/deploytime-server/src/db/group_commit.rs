@@ -1,0 +1,176 @@
+//! Group commit of store calls: concurrent store calls share one transaction, so
+//! one flush to disk acknowledges many events.
+//!
+//! A committed transaction costs a flush of the database's log (MariaDB with
+//! `innodb_flush_log_at_trx_commit=1`, SQLite with `synchronous=FULL`), and at a
+//! burst of store calls that flush, not the work of each event, is the limit.
+//! Each store call therefore becomes a job on a queue; a committer thread takes
+//! every job waiting (up to [`MAX_BATCH`]), applies them in one transaction,
+//! each in a savepoint of its own ([`store_batch`]), commits, and only then
+//! answers them. Durability is unchanged: no event is acknowledged before the
+//! commit that contains it has been flushed, and when that commit fails every
+//! event of it is answered 503 (the caller retries with the same event id).
+//!
+//! There is no timer: a job that finds a committer idle is committed at once, so
+//! a lone call pays nothing for this; batches form only from the calls that
+//! arrive while a commit is in flight.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+
+use chrono::{DateTime, Utc};
+use deploytime_core::NewEvent;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
+use super::store::{StoreError, Stored, store_batch};
+use super::{DbError, Pool};
+
+/// Most events in one transaction: enough to absorb a burst of every
+/// connection of a busy server, few enough that one transaction's locks and
+/// its retry after a deadlock stay short.
+pub const MAX_BATCH: usize = 128;
+
+/// What a store call is answered with.
+pub type StoreOutcome = Result<Result<Stored, StoreError>, DbError>;
+
+/// One store call waiting for a commit.
+pub struct Job {
+    pub event: NewEvent,
+    pub received_at: DateTime<Utc>,
+    /// Set when the caller has gone before the job ran: it is then skipped.
+    pub abandoned: Arc<AtomicBool>,
+    /// Held until the job is answered, so in-flight work stays bounded.
+    pub permit: OwnedSemaphorePermit,
+    pub reply: oneshot::Sender<StoreOutcome>,
+}
+
+/// The queue in front of the committer threads.
+#[derive(Clone)]
+pub struct GroupCommit {
+    sender: mpsc::Sender<Job>,
+    batch_sizes: Arc<OnceLock<prometheus::Histogram>>,
+}
+
+impl GroupCommit {
+    /// Starts `committers` threads writing through `pool`; they end when the last
+    /// handle is dropped. `write_turn` is the SQLite writers' lock.
+    pub fn start(
+        pool: Pool,
+        write_turn: Option<Arc<Mutex<()>>>,
+        committers: usize,
+    ) -> std::io::Result<Self> {
+        let (sender, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let batch_sizes = Arc::new(OnceLock::new());
+        for n in 0..committers.max(1) {
+            let committer = Committer {
+                receiver: receiver.clone(),
+                pool: pool.clone(),
+                write_turn: write_turn.clone(),
+                batch_sizes: batch_sizes.clone(),
+            };
+            std::thread::Builder::new()
+                .name(format!("deploytime-commit-{n}"))
+                .spawn(move || committer.run())?;
+        }
+        Ok(GroupCommit {
+            sender,
+            batch_sizes,
+        })
+    }
+
+    /// Queues a job; fails only when no committer is left to take it.
+    pub fn submit(&self, job: Job) -> Result<(), DbError> {
+        self.sender
+            .send(job)
+            .map_err(|_| DbError::Unavailable("the database writer has stopped".into()))
+    }
+
+    /// Records the number of events of each commit in `histogram` from now on.
+    pub fn observe_batch_sizes(&self, histogram: prometheus::Histogram) {
+        // Set once per application; a second registration keeps the first.
+        let _ = self.batch_sizes.set(histogram);
+    }
+}
+
+struct Committer {
+    receiver: Arc<Mutex<mpsc::Receiver<Job>>>,
+    pool: Pool,
+    write_turn: Option<Arc<Mutex<()>>>,
+    batch_sizes: Arc<OnceLock<prometheus::Histogram>>,
+}
+
+impl Committer {
+    fn run(self) {
+        while let Some(batch) = self.next_batch() {
+            self.commit(batch);
+        }
+    }
+
+    /// Waits for a job, then takes every job already waiting behind it. `None`
+    /// when the queue is closed.
+    fn next_batch(&self) -> Option<Vec<Job>> {
+        // A poisoned lock only means another committer panicked while taking
+        // jobs; the queue itself is intact.
+        let receiver = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let first = receiver.recv().ok()?;
+        let mut batch = Vec::with_capacity(16);
+        batch.push(first);
+        batch.extend(receiver.try_iter().take(MAX_BATCH - 1));
+        Some(batch)
+    }
+
+    fn commit(&self, mut batch: Vec<Job>) {
+        let _turn = self
+            .write_turn
+            .as_ref()
+            .map(|t| t.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        batch.retain(|job| !job.abandoned.load(Ordering::SeqCst));
+        if batch.is_empty() {
+            return;
+        }
+        let mut conn = match self.pool.get() {
+            Ok(conn) => conn,
+            Err(e) => {
+                let error = DbError::from(e);
+                for job in batch {
+                    let _ = job.reply.send(Err(error.clone()));
+                }
+                return;
+            }
+        };
+        // The wait for a connection may have outlasted some callers.
+        batch.retain(|job| !job.abandoned.load(Ordering::SeqCst));
+        if batch.is_empty() {
+            return;
+        }
+        let events: Vec<(&NewEvent, DateTime<Utc>)> = batch
+            .iter()
+            .map(|job| (&job.event, job.received_at))
+            .collect();
+        let outcome = store_batch(&mut conn, &events);
+        drop(conn);
+        match outcome {
+            Ok(results) => {
+                if let Some(histogram) = self.batch_sizes.get() {
+                    histogram.observe(batch.len() as f64);
+                }
+                for (job, result) in batch.into_iter().zip(results) {
+                    // The caller may have gone meanwhile; its event is stored and
+                    // a retry with the same event id gets this answer again.
+                    let _ = job.reply.send(Ok(result));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, events = batch.len(), "a group commit failed; none of its events was stored");
+                let error = DbError::from(e);
+                for job in batch {
+                    let _ = job.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}

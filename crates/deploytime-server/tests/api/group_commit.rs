@@ -1,0 +1,191 @@
+//! Group commit: store calls that arrive while a commit is in flight share the
+//! next transaction, and an event refused inside a shared transaction does not
+//! take the others with it.
+
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use deploytime_core::EventInput;
+use deploytime_server::auth::Secret;
+use deploytime_server::db::store::{StoreError, store_batch};
+use prometheus_parse::{Scrape, Value};
+use serde_json::{Value as Json, json};
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestApp};
+
+const ADMIN: &str = "group-commit-admin-token-0123456789";
+
+fn event(body: Json) -> deploytime_core::NewEvent {
+    EventInput::from_json(body)
+        .unwrap()
+        .validate(Utc::now())
+        .unwrap()
+}
+
+async fn admin_get(app: &TestApp, path: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The value of the unlabelled sample `name` (a histogram's `_sum` or `_count`
+/// included), or of a histogram's observation count.
+fn sample(scrape: &Scrape, name: &str) -> f64 {
+    let found = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name)
+        .unwrap_or_else(|| panic!("no sample {name}"));
+    match &found.value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+        other => panic!("{name} is {other:?}"),
+    }
+}
+
+async fn calls_waiting_for_a_commit_share_the_next_one(backend: Backend) {
+    const CALLS: usize = 20;
+    let app = TestApp::spawn_with(backend, |s| {
+        s.pool_size = 1;
+        s.admin_token = Some(Secret::new(ADMIN));
+    })
+    .await;
+    // The only connection is taken: the first store call's commit waits for it,
+    // and every call after it queues behind that commit.
+    let release = app.hold_database().await;
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let request = app
+                .client
+                .post(app.url("/api/v1/events"))
+                .bearer_auth(ADMIN)
+                .json(&json!({"component": format!("svc-{i}"), "phase": "start"}));
+            tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.db.calls_in_flight() < CALLS + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} calls reached the database",
+            app.db.calls_in_flight()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(release);
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 201);
+    }
+
+    let text = admin_get(&app, "/metrics").await.text().await.unwrap();
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let events = sample(&scrape, "deploytime_store_commit_events_sum");
+    let commits = sample(&scrape, "deploytime_store_commit_events_count");
+    assert_eq!(events, CALLS as f64, "{text}");
+    // The first commit holds the call(s) taken before the connection was free;
+    // everything that queued meanwhile goes in the second.
+    assert!(commits <= 2.0, "{commits} commits for {CALLS} calls");
+
+    let listing: Json = admin_get(&app, "/api/v1/deployments?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listing["items"].as_array().unwrap().len(),
+        CALLS,
+        "{listing}"
+    );
+}
+
+async fn a_refused_event_leaves_the_rest_of_its_commit(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let deployment = "0190f3a2-7c1d-7e55-9a10-2b3c4d5e6f70";
+    let start = json!({
+        "component": "api", "phase": "start", "deployment_id": deployment,
+        "event_id": "0190f3a2-7c1d-7e55-9a10-000000000001",
+        "timestamp": "2026-11-20T10:00:00Z",
+    });
+    let events = [
+        event(start.clone()),
+        // Earlier than the start it closes: refused.
+        event(json!({
+            "component": "api", "phase": "finish", "status": "success",
+            "deployment_id": deployment, "timestamp": "2026-11-20T09:00:00Z",
+        })),
+        // The same event again: a replay of what this transaction stored.
+        event(start.clone()),
+        // The same event id with other content: a conflict.
+        event(json!({
+            "component": "api", "phase": "start", "deployment_id": deployment,
+            "event_id": "0190f3a2-7c1d-7e55-9a10-000000000001",
+            "timestamp": "2026-11-20T10:01:00Z",
+        })),
+        event(json!({
+            "component": "api", "phase": "finish", "status": "success",
+            "deployment_id": deployment, "timestamp": "2026-11-20T10:05:00Z",
+        })),
+        event(json!({"component": "web", "phase": "start"})),
+    ];
+    let received = Utc.with_ymd_and_hms(2026, 11, 20, 10, 6, 0).unwrap();
+    let pool = app.db.pool().clone();
+    let results = tokio::task::spawn_blocking(move || {
+        let batch: Vec<_> = events.iter().map(|e| (e, received)).collect();
+        let mut conn = pool.get().unwrap();
+        store_batch(&mut conn, &batch).unwrap()
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(results.len(), 6);
+    let first = results[0].as_ref().unwrap();
+    assert!(!first.replayed);
+    assert!(
+        matches!(&results[1], Err(StoreError::Pairing(_))),
+        "{:?}",
+        results[1]
+    );
+    let replay = results[2].as_ref().unwrap();
+    assert!(replay.replayed);
+    assert_eq!(replay.event.id, first.event.id);
+    assert!(
+        matches!(&results[3], Err(StoreError::IdempotencyConflict { .. })),
+        "{:?}",
+        results[3]
+    );
+    assert!(results[4].is_ok(), "{:?}", results[4]);
+    assert!(results[5].is_ok(), "{:?}", results[5]);
+
+    // What the API reports afterwards: the kept events, and nothing of the
+    // refused ones.
+    let closed = app.deployment(deployment).await;
+    assert_eq!(closed["state"], "succeeded", "{closed}");
+    assert_eq!(closed["duration_seconds"], 300.0, "{closed}");
+    let ledger = app.get_json("/api/v1/events?limit=1000").await;
+    let phases: Vec<(&str, &str)> = ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["component"].as_str().unwrap(),
+                e["phase"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(phases.len(), 3, "{ledger}");
+    assert_eq!(phases.iter().filter(|p| **p == ("api", "start")).count(), 1);
+    assert_eq!(
+        phases.iter().filter(|p| **p == ("api", "finish")).count(),
+        1
+    );
+    assert_eq!(phases.iter().filter(|p| **p == ("web", "start")).count(), 1);
+}
+
+backend_tests!(
+    calls_waiting_for_a_commit_share_the_next_one,
+    a_refused_event_leaves_the_rest_of_its_commit,
+);
