@@ -14,7 +14,7 @@
 //!   the finish of the next success. Failures not yet followed by a success count
 //!   as unrestored and are left out of the mean.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{NaiveDate, TimeZone};
 use serde::Serialize;
@@ -33,16 +33,24 @@ pub enum Outcome {
 }
 
 /// One deployment, reduced to what the statistics need. Times are microseconds
-/// since the epoch, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// since the epoch, as stored. Which component and environment it is of is said
+/// once per [`Target`], not per sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
-    pub component: String,
-    pub environment: String,
     pub outcome: Outcome,
     pub finished_at: Option<i64>,
     pub duration_us: Option<i64>,
     /// The start, or the finish when there was no start.
     pub anchor_at: i64,
+}
+
+/// The deployments of one component in one environment: what the restore times
+/// are computed over, and what groups are made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub component: String,
+    pub environment: String,
+    pub samples: Vec<Sample>,
 }
 
 /// Summary of a set of durations, in seconds; every value is `None` when empty.
@@ -135,18 +143,18 @@ impl GroupBy {
         }
     }
 
-    fn key(self, sample: &Sample) -> (Option<String>, Option<String>) {
+    fn key(self, target: &Target) -> GroupKey<'_> {
         match self {
-            GroupBy::Component => (Some(sample.component.clone()), None),
-            GroupBy::Environment => (None, Some(sample.environment.clone())),
-            GroupBy::ComponentEnvironment => (
-                Some(sample.component.clone()),
-                Some(sample.environment.clone()),
-            ),
+            GroupBy::Component => (Some(&target.component), None),
+            GroupBy::Environment => (None, Some(&target.environment)),
+            GroupBy::ComponentEnvironment => (Some(&target.component), Some(&target.environment)),
             GroupBy::None => (None, None),
         }
     }
 }
+
+/// The component and environment a group is of, as far as the grouping names them.
+type GroupKey<'a> = (Option<&'a str>, Option<&'a str>);
 
 /// What is asked of the statistics.
 #[derive(Debug, Clone)]
@@ -288,25 +296,38 @@ fn counted_duration(sample: &Sample, success_only: bool) -> Option<i64> {
     if eligible { sample.duration_us } else { None }
 }
 
-/// Computes the statistics of every group. Samples outside the window are
-/// ignored; groups come out sorted by their key.
-pub fn compute<Tz: TimeZone>(samples: &[Sample], request: &StatsRequest<Tz>) -> Vec<GroupStats> {
-    let mut groups: BTreeMap<(Option<String>, Option<String>), Vec<&Sample>> = BTreeMap::new();
-    for sample in samples {
-        if sample.anchor_at >= request.since && sample.anchor_at < request.until {
-            groups
-                .entry(request.group_by.key(sample))
-                .or_default()
-                .push(sample);
+/// Computes the statistics of every group of targets. Samples outside the window
+/// are ignored, and so is a target with none inside it; groups come out sorted
+/// by their key.
+pub fn compute<Tz: TimeZone>(targets: &[Target], request: &StatsRequest<Tz>) -> Vec<GroupStats> {
+    // Each group: its key, and the in-window samples of each of its targets.
+    let mut groups: Vec<(GroupKey<'_>, Vec<Vec<&Sample>>)> = Vec::new();
+    let mut index: HashMap<GroupKey<'_>, usize> = HashMap::new();
+    for target in targets {
+        let inside: Vec<&Sample> = target
+            .samples
+            .iter()
+            .filter(|s| s.anchor_at >= request.since && s.anchor_at < request.until)
+            .collect();
+        if inside.is_empty() {
+            continue;
         }
+        let key = request.group_by.key(target);
+        let slot = *index.entry(key).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[slot].1.push(inside);
     }
     if groups.is_empty() && request.group_by == GroupBy::None {
-        groups.insert((None, None), Vec::new());
+        groups.push(((None, None), Vec::new()));
     }
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let window_days = (request.until - request.since).max(1) as f64 / 86_400e6;
     groups
         .into_iter()
-        .map(|((component, environment), members)| {
+        .map(|((component, environment), per_target)| {
+            let members: Vec<&Sample> = per_target.iter().flatten().copied().collect();
             let count = |outcome| members.iter().filter(|s| s.outcome == outcome).count();
             let (succeeded, failed, cancelled) = (
                 count(Outcome::Succeeded),
@@ -318,21 +339,14 @@ pub fn compute<Tz: TimeZone>(samples: &[Sample], request: &StatsRequest<Tz>) -> 
                 .iter()
                 .filter_map(|s| counted_duration(s, request.success_only))
                 .collect();
-            let mut by_target: BTreeMap<(&str, &str), Vec<&Sample>> = BTreeMap::new();
-            for s in &members {
-                by_target
-                    .entry((s.component.as_str(), s.environment.as_str()))
-                    .or_default()
-                    .push(s);
-            }
-            let restores: Vec<i64> = by_target.values().flat_map(|s| restore_times(s)).collect();
+            let restores: Vec<i64> = per_target.iter().flat_map(|s| restore_times(s)).collect();
             let mttr = (!restores.is_empty()).then(|| {
                 let sum: i128 = restores.iter().map(|&r| i128::from(r)).sum();
                 sum as f64 / restores.len() as f64 / 1e6
             });
             GroupStats {
-                component,
-                environment,
+                component: component.map(str::to_owned),
+                environment: environment.map(str::to_owned),
                 deployments: members.len(),
                 succeeded,
                 failed,
@@ -377,8 +391,6 @@ mod tests {
 
     fn sample(outcome: Outcome, finished_s: i64) -> Sample {
         Sample {
-            component: "api".into(),
-            environment: "production".into(),
             outcome,
             finished_at: Some(finished_s * 1_000_000),
             duration_us: Some(1_000_000),

@@ -174,27 +174,51 @@ pub fn list_deployments(
         .load(conn)
 }
 
-/// What the statistics need of a deployment.
-#[derive(Debug, Clone, Queryable)]
-pub struct StatsRow {
-    pub component: String,
-    pub environment: String,
-    pub state: String,
-    pub started_at: Option<i64>,
-    pub finished_at: Option<i64>,
-    pub duration_us: Option<i64>,
-    pub anchor_at: i64,
-}
+/// What the statistics need of a deployment: (state, started_at, finished_at,
+/// duration_us, anchor_at).
+pub type StatsRow = (String, Option<i64>, Option<i64>, Option<i64>, i64);
 
-/// What the statistics need of each deployment matching the filter.
-pub fn stats_samples(
+/// Every component and environment seen that the filter's component and
+/// environment (not its time window) select, in order.
+pub fn stats_targets(
     conn: &mut DbConnection,
     filter: &DeploymentFilter,
+) -> QueryResult<Vec<(String, String)>> {
+    let mut query = deployments::table
+        .select((deployments::component, deployments::environment))
+        .distinct()
+        .order((deployments::component.asc(), deployments::environment.asc()))
+        .into_boxed();
+    if let Some(component) = filter.component.clone() {
+        query = query.filter(deployments::component.eq(component));
+    }
+    if let Some(environment) = filter.environment.clone() {
+        query = query.filter(deployments::environment.eq(environment));
+    }
+    query.load(conn)
+}
+
+/// What the statistics need of each deployment of one component in one
+/// environment in `[since, until)`. One range of the
+/// `deployments_component_anchor` index, which holds every column read here, so
+/// no table row is visited.
+pub fn stats_samples(
+    conn: &mut DbConnection,
+    component: &str,
+    environment: &str,
+    since: i64,
+    until: i64,
 ) -> QueryResult<Vec<StatsRow>> {
-    filtered_deployments(filter)
+    deployments::table
+        .filter(deployments::component.eq(component))
+        .filter(deployments::environment.eq(environment))
+        .filter(deployments::anchor_at.ge(since))
+        .filter(deployments::anchor_at.lt(until))
         .select((
-            deployments::component,
-            deployments::environment,
+            // The stored name, not a CASE mapping it to a number: an SQL literal
+            // makes the statement uncacheable (prepared again for every component
+            // of every request), and diesel's case_when with bound values makes
+            // MariaDB report the column's type as NULL on first use.
             deployments::state,
             deployments::started_at,
             deployments::finished_at,

@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, web};
 use chrono::{Duration, Utc};
 use chrono_tz::Tz;
-use deploytime_core::stats::{self, GroupBy, Outcome, Sample, StatsRequest};
+use deploytime_core::stats::{self, GroupBy, Outcome, Sample, StatsRequest, Target};
 use deploytime_core::time::{format_rfc3339, from_micros, micros_to_seconds, to_micros};
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,9 @@ use crate::openapi::{AccessProblems, QueryProblems};
 use crate::routes::params::ParamErrors;
 use crate::routes::views::DeploymentView;
 use crate::startup::Reporting;
+
+/// Connections one statistics request reads on at once.
+const STATS_READERS: usize = 2;
 
 /// The window statistics cover when `since` is not given.
 pub const DEFAULT_WINDOW_DAYS: i64 = 30;
@@ -139,30 +142,42 @@ pub async fn get_stats(
     };
     errors.finish()?;
 
-    let rows = db
-        .read(move |conn| queries::stats_samples(conn, &filter))
+    // One query for the components and environments, then one index range per
+    // component and environment: rows arrive already grouped, and carry no
+    // names to decode or hash. The ranges are read on STATS_READERS connections
+    // at once, so the database produces one share of the rows while the server
+    // decodes another.
+    let names = db
+        .read(move |conn| queries::stats_targets(conn, &filter))
         .await?
         .map_err(DbError::from)?;
-    let samples: Vec<Sample> = rows
-        .into_iter()
-        .map(|row| {
-            let outcome = match row.state.as_str() {
-                "succeeded" => Outcome::Succeeded,
-                "failed" => Outcome::Failed,
-                "cancelled" => Outcome::Cancelled,
-                _ if row.started_at.is_some_and(|s| s < cutoff) => Outcome::Abandoned,
-                _ => Outcome::Running,
-            };
-            Sample {
-                component: row.component,
-                environment: row.environment,
-                outcome,
-                finished_at: row.finished_at,
-                duration_us: row.duration_us,
-                anchor_at: row.anchor_at,
-            }
-        })
-        .collect();
+    let share = names.len().div_ceil(STATS_READERS).max(1);
+    let mut reads = Vec::with_capacity(STATS_READERS);
+    let mut names = names.into_iter();
+    loop {
+        let chunk: Vec<(String, String)> = names.by_ref().take(share).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        reads.push(db.read(move |conn| {
+            chunk
+                .into_iter()
+                .map(|(component, environment)| {
+                    let rows =
+                        queries::stats_samples(conn, &component, &environment, since, until)?;
+                    Ok(Target {
+                        samples: rows.into_iter().map(|row| sample(row, cutoff)).collect(),
+                        component,
+                        environment,
+                    })
+                })
+                .collect::<diesel::QueryResult<Vec<Target>>>()
+        }));
+    }
+    let mut targets = Vec::new();
+    for read in futures_util::future::join_all(reads).await {
+        targets.extend(read?.map_err(DbError::from)?);
+    }
     let request = StatsRequest {
         group_by,
         success_only,
@@ -176,8 +191,28 @@ pub async fn get_stats(
             until: format_rfc3339(from_micros(until)),
         },
         group_by: group_by_name,
-        groups: stats::compute(&samples, &request),
+        groups: stats::compute(&targets, &request),
     }))
+}
+
+/// A stored deployment as the statistics count it.
+fn sample(
+    (state, started_at, finished_at, duration_us, anchor_at): queries::StatsRow,
+    abandon_cutoff: i64,
+) -> Sample {
+    let outcome = match state.as_str() {
+        "succeeded" => Outcome::Succeeded,
+        "failed" => Outcome::Failed,
+        "cancelled" => Outcome::Cancelled,
+        _ if started_at.is_some_and(|s| s < abandon_cutoff) => Outcome::Abandoned,
+        _ => Outcome::Running,
+    };
+    Sample {
+        outcome,
+        finished_at,
+        duration_us,
+        anchor_at,
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -442,9 +442,77 @@ async fn components_and_removal(backend: Backend) {
     expect_problem(response, 404).await;
 }
 
+/// A failure is restored by the next success of the same component in the same
+/// environment only, whatever the grouping; a component with nothing in the
+/// window is not a group.
+async fn restores_stay_within_one_environment(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = |environment: &str, phase: &str, status: Option<&str>, at: &str, id: &str| {
+        let mut body = json!({"component": "db", "environment": environment, "phase": phase,
+                              "deployment_id": id, "timestamp": at});
+        if let Some(status) = status {
+            body["status"] = json!(status);
+        }
+        body
+    };
+    let ids: Vec<String> = (0..3).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    for body in [
+        store("staging", "start", None, "2026-10-01T10:00:00Z", &ids[0]),
+        store(
+            "staging",
+            "finish",
+            Some("failed"),
+            "2026-10-01T10:01:40Z",
+            &ids[0],
+        ),
+        // A success in another environment restores nothing in staging.
+        store("production", "start", None, "2026-10-01T11:00:00Z", &ids[1]),
+        store(
+            "production",
+            "finish",
+            Some("success"),
+            "2026-10-01T11:00:10Z",
+            &ids[1],
+        ),
+        store("staging", "start", None, "2026-10-02T10:00:00Z", &ids[2]),
+        store(
+            "staging",
+            "finish",
+            Some("success"),
+            "2026-10-02T10:00:30Z",
+            &ids[2],
+        ),
+    ] {
+        app.store(body).await;
+    }
+    deploy(&app, "gone", "2026-09-01T10:00:00Z", Some((10, "success"))).await;
+    let restored = (t("2026-10-02T10:00:30Z") - t("2026-10-01T10:01:40Z")).num_seconds() as f64;
+
+    let body = app.get_json(&format!("/api/v1/stats?{WINDOW}")).await;
+    let groups = body["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{body}");
+    assert_eq!(groups[0]["component"], "db");
+    assert_eq!(groups[0]["deployments"], 3);
+    close(&groups[0]["mean_time_to_restore_seconds"], restored);
+
+    let body = app
+        .get_json(&format!("/api/v1/stats?{WINDOW}&group_by=environment"))
+        .await;
+    let groups = body["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{body}");
+    assert_eq!(groups[0]["environment"], "production");
+    assert_eq!(groups[0]["deployments"], 1);
+    assert_eq!(groups[0]["mean_time_to_restore_seconds"], Value::Null);
+    assert_eq!(groups[1]["environment"], "staging");
+    assert_eq!(groups[1]["deployments"], 2);
+    close(&groups[1]["mean_time_to_restore_seconds"], restored);
+    close(&groups[1]["duration_seconds"]["mean"], (100.0 + 30.0) / 2.0);
+}
+
 backend_tests!(
     stats_match_an_independent_computation,
     stats_groupings_and_empty_groups,
+    restores_stay_within_one_environment,
     daily_buckets_follow_the_time_zone,
     pages_see_every_row_once_under_inserts,
     filters_by_state_and_window,
