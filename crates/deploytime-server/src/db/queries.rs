@@ -161,11 +161,13 @@ pub fn list_deployments(
 ) -> QueryResult<Vec<(i64, DeploymentRow)>> {
     let mut query = filtered_deployments(filter);
     if let Some(Cursor { at, seq }) = cursor {
-        query = query.filter(
-            deployments::anchor_at
-                .lt(at)
-                .or(deployments::anchor_at.eq(at).and(deployments::seq.lt(seq))),
-        );
+        // "(anchor_at, seq) before the cursor", written as a range on anchor_at
+        // and a filter: SQLite ranges over the index with this form, but scans it
+        // from the top for `anchor_at < ? OR (anchor_at = ? AND seq < ?)`, which
+        // made every page of a long export slower than the one before.
+        query = query
+            .filter(deployments::anchor_at.le(at))
+            .filter(deployments::anchor_at.lt(at).or(deployments::seq.lt(seq)));
     }
     query
         .order((deployments::anchor_at.desc(), deployments::seq.desc()))
@@ -263,11 +265,10 @@ pub fn list_events(
         query = query.filter(events::occurred_at.lt(until));
     }
     if let Some(Cursor { at, seq }) = cursor {
-        query = query.filter(
-            events::occurred_at
-                .lt(at)
-                .or(events::occurred_at.eq(at).and(events::seq.lt(seq))),
-        );
+        // As in list_deployments: a range on the time, then a filter.
+        query = query
+            .filter(events::occurred_at.le(at))
+            .filter(events::occurred_at.lt(at).or(events::seq.lt(seq)));
     }
     query
         .order((events::occurred_at.desc(), events::seq.desc()))
