@@ -43,13 +43,13 @@ fn encode<R>(
         writer.write_record(header).map_err(failed)?;
     }
     for (_, row) in rows {
-        let cells = record(row);
+        for cell in record(row) {
+            writer
+                .write_field(deploytime_core::export::neutralise(&cell).as_bytes())
+                .map_err(failed)?;
+        }
         writer
-            .write_record(
-                cells
-                    .iter()
-                    .map(|c| deploytime_core::export::neutralise(c).into_owned()),
-            )
+            .write_record(std::iter::empty::<&[u8]>())
             .map_err(failed)?;
     }
     writer
@@ -58,51 +58,77 @@ fn encode<R>(
         .map_err(|e| ApiError::Internal(format!("cannot write CSV: {e}")))
 }
 
-/// Streams the export as `text/csv`. A database failure after the first page has
-/// been sent can no longer change the status, so it ends the response early
-/// (the client sees a truncated transfer, not a short file presented as whole).
+/// One page of rows, and the cursor of the next page (`None` after the last).
+type FetchedPage<R> = Result<(Vec<(i64, R)>, Option<Cursor>), ApiError>;
+
+/// Fetches one page on a blocking thread, starting now.
+fn fetch_page<R: Send + 'static>(
+    db: &Database,
+    export: Arc<Export<R>>,
+    cursor: Option<Cursor>,
+) -> actix_web::rt::task::JoinHandle<FetchedPage<R>> {
+    let db = db.clone();
+    actix_web::rt::spawn(async move {
+        db.read(move |conn| {
+            let rows =
+                (export.fetch)(conn, cursor, PAGE).map_err(|e| ApiError::from(DbError::from(e)))?;
+            let next = if (rows.len() as i64) < PAGE {
+                None
+            } else {
+                rows.last()
+                    .map(|(seq, last)| (export.cursor_of)(*seq, last))
+            };
+            Ok((rows, next))
+        })
+        .await?
+    })
+}
+
+/// Streams the export as `text/csv`. Pages are fetched and encoded on blocking
+/// threads, and the next page is fetched while the current one is encoded and
+/// sent (the database produces rows while the server writes CSV), so at most
+/// two pages are held at once. A database failure after the first page has been
+/// sent can no longer change the status, so it ends the response early (the
+/// client sees a truncated transfer, not a short file presented as whole).
 pub fn stream_csv<R: Send + 'static>(db: Database, export: Export<R>) -> HttpResponse {
     struct State<R> {
         db: Database,
-        export: Export<R>,
-        cursor: Option<Cursor>,
+        export: Arc<Export<R>>,
+        pending: Option<actix_web::rt::task::JoinHandle<FetchedPage<R>>>,
         first: bool,
-        done: bool,
     }
+    let export = Arc::new(export);
+    let filename = export.filename;
     let state = State {
+        pending: Some(fetch_page(&db, export.clone(), None)),
         db,
         export,
-        cursor: None,
         first: true,
-        done: false,
     };
-    let filename = state.export.filename;
     let body = stream::unfold(state, |mut state| async move {
-        if state.done {
-            return None;
-        }
-        let fetch = state.export.fetch.clone();
-        let cursor = state.cursor;
-        let page = state
-            .db
-            .read(move |conn| fetch(conn, cursor, PAGE))
-            .await
-            .and_then(|r| r.map_err(DbError::from));
-        let rows = match page {
-            Ok(rows) => rows,
-            Err(e) => {
-                state.done = true;
-                tracing::error!(error = %e, "CSV export failed");
-                return Some((Err(ApiError::from(e)), state));
-            }
+        let page = match state.pending.take()?.await {
+            Ok(page) => page,
+            Err(e) => Err(ApiError::Internal(format!("the export stopped: {e}"))),
         };
-        state.done = (rows.len() as i64) < PAGE;
-        if let Some((seq, last)) = rows.last() {
-            state.cursor = Some((state.export.cursor_of)(*seq, last));
+        let chunk = match page {
+            Ok((rows, next)) => {
+                if let Some(cursor) = next {
+                    state.pending = Some(fetch_page(&state.db, state.export.clone(), Some(cursor)));
+                }
+                let header = state.first.then_some(state.export.header);
+                state.first = false;
+                let export = state.export.clone();
+                actix_web::web::block(move || encode(&rows, header, export.record.as_ref()))
+                    .await
+                    .map_err(|e| ApiError::Internal(format!("the export stopped: {e}")))
+                    .and_then(|encoded| encoded)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &chunk {
+            tracing::error!(error = %e, "CSV export failed");
+            state.pending = None;
         }
-        let header = state.first.then_some(state.export.header);
-        state.first = false;
-        let chunk = encode(&rows, header, state.export.record.as_ref());
         Some((chunk, state))
     });
     HttpResponse::Ok()
