@@ -53,7 +53,11 @@ run_backend() { # name url
   all30=$(time_get "$base/stats")
   one2y=$(time_get "$base/stats?component=service-007&since=$two_years")
   all2y=$(time_get "$base/stats?since=$two_years")
-  local before peak rows seconds sampler
+  local before peak rows seconds sampler cold
+  # The first export reads the table from disk (the statistics only read an
+  # index, and this machine's page cache does not keep a gigabyte file for
+  # long): reported on its own. The measured export is the second one.
+  cold=$(curl -sf -o "$WORK/$name.csv" -w '%{time_total}' "$base/deployments?format=csv")
   before=$(rss_kib "$pid")
   ( peak=0; while kill -0 "$pid" 2>/dev/null; do r=$(rss_kib "$pid" 2>/dev/null || echo 0); [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" >"$WORK/$name.peak"; sleep 0.05; done ) &
   sampler=$!
@@ -63,8 +67,8 @@ run_backend() { # name url
   peak=$(cat "$WORK/$name.peak" 2>/dev/null || echo "$before")
   rows=$(($(wc -l <"$WORK/$name.csv") - 1))
   kill "$pid"; wait "$pid" || true
-  results+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %.0f | %s → %s |' "$name" "$DEPLOYMENTS" \
-    "$one30" "$all30" "$one2y" "$all2y" "$rows" "$(echo "$rows / $seconds" | bc -l)" \
+  results+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %s → %s |' "$name" "$DEPLOYMENTS" \
+    "$one30" "$all30" "$one2y" "$all2y" "$rows" "$(echo "$rows / $cold" | bc -l)" "$(echo "$rows / $seconds" | bc -l)" \
     "$((before / 1024)) MiB" "$((peak / 1024)) MiB")")
 }
 
@@ -83,6 +87,6 @@ PY
 fi
 
 echo
-echo "| backend | deployments | stats, 1 component, 30 d (ms) | stats, all, 30 d (ms) | stats, 1 component, 2 y (ms) | stats, all, 2 y (ms) | CSV rows | CSV rows/s | server RSS before → peak during export |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| backend | deployments | stats, 1 component, 30 d (ms) | stats, all, 30 d (ms) | stats, 1 component, 2 y (ms) | stats, all, 2 y (ms) | CSV rows | CSV rows/s, first export (cold) | CSV rows/s | server RSS before → peak during export |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${results[@]}"
