@@ -78,17 +78,6 @@ fn fail(e: impl Into<StoreError>) -> AttemptError {
     AttemptError::Fail(e.into())
 }
 
-/// Stores one validated event and applies it to its deployment, in a
-/// transaction of its own.
-pub fn store_event(
-    conn: &mut DbConnection,
-    event: &NewEvent,
-    received_at: DateTime<Utc>,
-) -> Result<Stored, StoreError> {
-    let mut results = store_batch(conn, &[(event, received_at)])?;
-    results.pop().unwrap_or(Err(StoreError::Contended))
-}
-
 /// Stores several validated events in one transaction (one commit, so one flush
 /// to disk, for all of them), each in a savepoint of its own: an event that is
 /// refused (a pairing error, an idempotency conflict) is rolled back alone and
