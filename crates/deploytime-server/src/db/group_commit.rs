@@ -134,13 +134,7 @@ impl Committer {
         }
         let mut conn = match self.pool.get() {
             Ok(conn) => conn,
-            Err(e) => {
-                let error = DbError::from(e);
-                for job in batch {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
-                return;
-            }
+            Err(e) => return refuse_all(batch, DbError::from(e)),
         };
         // The wait for a connection may have outlasted some callers.
         batch.retain(|job| !job.abandoned.load(Ordering::SeqCst));
@@ -166,11 +160,16 @@ impl Committer {
             }
             Err(e) => {
                 tracing::warn!(error = %e, events = batch.len(), "a group commit failed; none of its events was stored");
-                let error = DbError::from(e);
-                for job in batch {
-                    let _ = job.reply.send(Err(error.clone()));
-                }
+                refuse_all(batch, DbError::from(e));
             }
         }
+    }
+}
+
+/// Answers every job of a batch that was not stored with the same error.
+fn refuse_all(batch: Vec<Job>, error: DbError) {
+    for job in batch {
+        // A caller that has gone needs no answer.
+        let _ = job.reply.send(Err(error.clone()));
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deploytime_core::NewEvent;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use group_commit::{GroupCommit, Job, StoreOutcome};
 
@@ -256,6 +256,21 @@ impl Database {
         self.run(self.write_turn.clone(), work).await
     }
 
+    /// Admits one database call: a slot among `max_in_flight` (refused at once
+    /// when none is left), to be held until the work ends, and the flag that
+    /// tells the work its caller has gone, set when the returned guard drops
+    /// before it is disarmed (`on_drop.0 = None`).
+    fn admit(&self) -> Result<(OwnedSemaphorePermit, Arc<AtomicBool>, AbandonOnDrop), DbError> {
+        let permit = self
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| DbError::Busy(self.limits.max_in_flight))?;
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let on_drop = AbandonOnDrop(Some(abandoned.clone()));
+        Ok((permit, abandoned, on_drop))
+    }
+
     async fn run<T, E, F>(
         &self,
         turn: Option<Arc<Mutex<()>>>,
@@ -266,14 +281,8 @@ impl Database {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let permit = self
-            .in_flight
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| DbError::Busy(self.limits.max_in_flight))?;
+        let (permit, abandoned, mut on_drop) = self.admit()?;
         let pool = self.pool.clone();
-        let abandoned = Arc::new(AtomicBool::new(false));
-        let mut on_drop = AbandonOnDrop(Some(abandoned.clone()));
         let result = actix_web::web::block(move || {
             // The permit travels with the work: it is released when the work is
             // done, even if the request has been answered already.
@@ -303,13 +312,7 @@ impl Database {
     /// that arrive meanwhile (see [`group_commit`]). Answers once the
     /// transaction holding the event is committed.
     pub async fn store(&self, event: NewEvent, received_at: DateTime<Utc>) -> StoreOutcome {
-        let permit = self
-            .in_flight
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| DbError::Busy(self.limits.max_in_flight))?;
-        let abandoned = Arc::new(AtomicBool::new(false));
-        let mut on_drop = AbandonOnDrop(Some(abandoned.clone()));
+        let (permit, abandoned, mut on_drop) = self.admit()?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.group_commit.submit(Job {
             event,
