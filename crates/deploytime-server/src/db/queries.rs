@@ -180,22 +180,23 @@ pub fn list_deployments(
 /// duration_us, anchor_at).
 pub type StatsRow = (String, Option<i64>, Option<i64>, Option<i64>, i64);
 
-/// Every component and environment seen that the filter's component and
-/// environment (not its time window) select, in order.
+/// Every component and environment seen (only `component`'s, only in
+/// `environment`, when given), in order.
 pub fn stats_targets(
     conn: &mut DbConnection,
-    filter: &DeploymentFilter,
+    component: Option<&str>,
+    environment: Option<&str>,
 ) -> QueryResult<Vec<(String, String)>> {
     let mut query = deployments::table
         .select((deployments::component, deployments::environment))
         .distinct()
         .order((deployments::component.asc(), deployments::environment.asc()))
         .into_boxed();
-    if let Some(component) = filter.component.clone() {
-        query = query.filter(deployments::component.eq(component));
+    if let Some(component) = component {
+        query = query.filter(deployments::component.eq(component.to_owned()));
     }
-    if let Some(environment) = filter.environment.clone() {
-        query = query.filter(deployments::environment.eq(environment));
+    if let Some(environment) = environment {
+        query = query.filter(deployments::environment.eq(environment.to_owned()));
     }
     query.load(conn)
 }

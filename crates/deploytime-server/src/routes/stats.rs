@@ -8,12 +8,12 @@ use deploytime_core::stats::{self, GroupBy, Outcome, Sample, StatsRequest, Targe
 use deploytime_core::time::{format_rfc3339, from_micros, micros_to_seconds, to_micros};
 use serde::{Deserialize, Serialize};
 
-use crate::db::queries::{self, DeploymentFilter};
+use crate::db::queries;
 use crate::db::{Database, DbError};
 use crate::error::ApiError;
 use crate::openapi::{AccessProblems, QueryProblems};
 use crate::routes::params::ParamErrors;
-use crate::routes::views::DeploymentView;
+use crate::routes::views::{DeploymentView, is_abandoned_state};
 use crate::startup::Reporting;
 
 /// Connections one statistics request reads on at once.
@@ -132,14 +132,8 @@ pub async fn get_stats(
         }
     };
     let cutoff = reporting.abandon_cutoff();
-    let filter = DeploymentFilter {
-        component: errors.component(query.component),
-        environment: errors.environment(query.environment),
-        state: None,
-        since: Some(since),
-        until: Some(until),
-        abandon_cutoff: cutoff,
-    };
+    let component = errors.component(query.component);
+    let environment = errors.environment(query.environment);
     errors.finish()?;
 
     // One query for the components and environments, then one index range per
@@ -148,18 +142,15 @@ pub async fn get_stats(
     // at once, so the database produces one share of the rows while the server
     // decodes another.
     let names = db
-        .read(move |conn| queries::stats_targets(conn, &filter))
+        .read(move |conn| {
+            queries::stats_targets(conn, component.as_deref(), environment.as_deref())
+        })
         .await?
         .map_err(DbError::from)?;
     let share = names.len().div_ceil(STATS_READERS).max(1);
-    let mut reads = Vec::with_capacity(STATS_READERS);
-    let mut names = names.into_iter();
-    loop {
-        let chunk: Vec<(String, String)> = names.by_ref().take(share).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        reads.push(db.read(move |conn| {
+    let reads = names.chunks(share).map(|chunk| {
+        let chunk = chunk.to_vec();
+        db.read(move |conn| {
             chunk
                 .into_iter()
                 .map(|(component, environment)| {
@@ -172,8 +163,8 @@ pub async fn get_stats(
                     })
                 })
                 .collect::<diesel::QueryResult<Vec<Target>>>()
-        }));
-    }
+        })
+    });
     let mut targets = Vec::new();
     for read in futures_util::future::join_all(reads).await {
         targets.extend(read?.map_err(DbError::from)?);
@@ -204,7 +195,7 @@ fn sample(
         "succeeded" => Outcome::Succeeded,
         "failed" => Outcome::Failed,
         "cancelled" => Outcome::Cancelled,
-        _ if started_at.is_some_and(|s| s < abandon_cutoff) => Outcome::Abandoned,
+        running if is_abandoned_state(running, started_at, abandon_cutoff) => Outcome::Abandoned,
         _ => Outcome::Running,
     };
     Sample {

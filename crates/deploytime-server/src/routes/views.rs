@@ -51,7 +51,13 @@ impl DeploymentView {
 
 /// Whether a stored deployment counts as abandoned at this cut-off.
 pub fn is_abandoned(row: &DeploymentRow, abandon_cutoff: i64) -> bool {
-    row.state == "running" && row.started_at.is_some_and(|s| s < abandon_cutoff)
+    is_abandoned_state(&row.state, row.started_at, abandon_cutoff)
+}
+
+/// The same rule on a stored state and start: still running, and started
+/// before the cut-off.
+pub fn is_abandoned_state(state: &str, started_at: Option<i64>, abandon_cutoff: i64) -> bool {
+    state == "running" && started_at.is_some_and(|s| s < abandon_cutoff)
 }
 
 /// The CSV columns of a deployment, in the order [`DeploymentView::csv_record`] writes.
