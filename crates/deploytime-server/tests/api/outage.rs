@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::backend_tests;
 use crate::helpers::{Backend, TestApp, TestDatabase, expect_problem};
@@ -53,6 +53,17 @@ async fn expect_unavailable(app: &TestApp) {
 }
 
 /// Readiness until it answers 200, within `limit`: the pool reconnects on its own.
+/// After the database is back: ready again without a restart, the deployment
+/// stored before the outage is still there, and a new call closes it.
+async fn expect_recovered(app: &TestApp, before: &Value) {
+    wait_ready(app, Duration::from_secs(10)).await;
+    let items = app.all_deployments().await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], before["deployment"]["id"]);
+    app.store(json!({"component": "api", "phase": "finish", "status": "success"}))
+        .await;
+}
+
 async fn wait_ready(app: &TestApp, limit: Duration) -> Duration {
     let started = Instant::now();
     loop {
@@ -81,12 +92,7 @@ async fn sqlite_file_gone_and_back() {
     expect_unavailable(&app).await;
 
     std::fs::rename(&away, &data).unwrap();
-    wait_ready(&app, Duration::from_secs(10)).await;
-    let items = app.all_deployments().await;
-    assert_eq!(items.len(), 1);
-    assert_eq!(items[0]["id"], before["deployment"]["id"]);
-    app.store(json!({"component": "api", "phase": "finish", "status": "success"}))
-        .await;
+    expect_recovered(&app, &before).await;
 }
 
 #[cfg(feature = "mysql")]
@@ -193,12 +199,7 @@ async fn mysql_connection_cut_and_restored() {
     expect_unavailable(&app).await;
 
     proxy.restore();
-    wait_ready(&app, Duration::from_secs(10)).await;
-    let items = app.all_deployments().await;
-    assert_eq!(items.len(), 1);
-    assert_eq!(items[0]["id"], before["deployment"]["id"]);
-    app.store(json!({"component": "api", "phase": "finish", "status": "success"}))
-        .await;
+    expect_recovered(&app, &before).await;
 }
 
 async fn saturated_database_work_is_503_at_once(backend: Backend) {
