@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use deploytime_core::EventInput;
+use deploytime_server::auth::Credential;
 use deploytime_server::db::{Database, DatabaseUrl};
 
 #[tokio::main]
@@ -54,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
                         failed.fetch_add(1, Ordering::Relaxed);
                         continue;
                     };
-                    match db.store(event, now).await {
+                    match db.store(event, now, Credential::Anonymous).await {
                         Ok(Ok(_)) => stored.fetch_add(1, Ordering::Relaxed),
                         _ => failed.fetch_add(1, Ordering::Relaxed),
                     };

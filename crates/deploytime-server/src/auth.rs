@@ -6,12 +6,23 @@
 //! * `admin` may do everything, deletions included.
 //!
 //! A token is 256 random bits, shown once when it is created and stored only as
-//! its SHA-256. A presented token is hashed and looked up on every request, so a
-//! revocation takes effect on the next one; the stored hash is compared again in
-//! constant time. While no token exists at all, a server bound to a loopback
+//! its SHA-256. While no token exists at all, a server bound to a loopback
 //! address (or started with `--allow-anonymous`) serves anonymous calls.
+//!
+//! A revocation takes effect on the next request, whichever process made it:
+//!
+//! * reading calls look the presented token up in the database, every time;
+//! * store calls, which come in bursts from every pipeline at once, are checked
+//!   against an in-memory copy of the tokens ([`TokenCache`]), and checked again
+//!   by the group commit that stores them, against the tokens as they are when
+//!   that commit runs: one small query per commit tells whether any token was
+//!   created or revoked since the copy was read ([`crate::db::tokens::fingerprint`]).
+//!   So a store call costs no database round trip of its own for its access
+//!   check, and a revoked token stores nothing.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -24,8 +35,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::db::tokens::{self, TokenRow};
-use crate::db::{Database, DbError};
+use crate::db::tokens::{self, TokenRow, TokensFingerprint};
+use crate::db::{Database, DbConnection, DbError};
 use crate::error::ApiError;
 
 /// What a token allows.
@@ -149,6 +160,14 @@ impl Caller {
         }
     }
 
+    fn bootstrap_admin() -> Self {
+        Caller {
+            name: "bootstrap-admin".into(),
+            role: Role::Admin,
+            scope: Scope::default(),
+        }
+    }
+
     fn from_row(row: TokenRow) -> Result<Self, ApiError> {
         let corrupt = |what: &str| {
             tracing::error!(token = %row.name, "unreadable stored token: {what}");
@@ -225,26 +244,49 @@ impl AccessPolicy {
     }
 }
 
-fn unauthorized(detail: &str) -> ApiError {
-    ApiError::Unauthorized(detail.to_owned())
+const NEEDS_TOKEN: &str = "this call needs a token: send `Authorization: Bearer TOKEN`";
+const INVALID_TOKEN: &str = "the token is not valid: unknown or revoked";
+
+/// Why a call is refused by the access check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// No valid credential: 401.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A valid credential that does not allow this call: 403.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
-/// Establishes who is calling from the `Authorization` header.
-async fn authenticate(
-    headers: &HeaderMap,
-    policy: &AccessPolicy,
-    db: &Database,
-) -> Result<Caller, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        if policy.anonymous_when_no_tokens && policy.bootstrap_admin.is_none() {
-            let any = db.read(tokens::any_token).await?.map_err(DbError::from)?;
-            if !any {
-                return Ok(Caller::anonymous());
-            }
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Unauthenticated(detail) => ApiError::Unauthorized(detail),
+            Denied::Forbidden(detail) => ApiError::Forbidden(detail),
         }
-        return Err(unauthorized(
-            "this call needs a token: send `Authorization: Bearer TOKEN`",
-        ));
+    }
+}
+
+/// What a call presented, before it is checked against the stored tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// No token, on a server that serves anonymous calls while no token exists.
+    Anonymous,
+    /// `DEPLOYTIME_ADMIN_TOKEN`, recognised in memory.
+    BootstrapAdmin,
+    /// A bearer token, by its SHA-256.
+    Token([u8; 32]),
+}
+
+/// Reads the credential from the `Authorization` header. Only the bootstrap
+/// admin token is recognised here; a bearer token is still to be checked.
+fn present(headers: &HeaderMap, policy: &AccessPolicy) -> Result<Credential, Denied> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return if policy.anonymous_when_no_tokens && policy.bootstrap_admin.is_none() {
+            Ok(Credential::Anonymous)
+        } else {
+            Err(Denied::Unauthenticated(NEEDS_TOKEN.into()))
+        };
     };
     let token = value
         .to_str()
@@ -253,47 +295,188 @@ async fn authenticate(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
+        .ok_or_else(|| {
+            Denied::Unauthenticated("the Authorization header must be `Bearer TOKEN`".into())
+        })?;
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     if let Some(admin) = &policy.bootstrap_admin
         && bool::from(admin.ct_eq(&digest))
     {
-        return Ok(Caller {
-            name: "bootstrap-admin".into(),
-            role: Role::Admin,
-            scope: Scope::default(),
-        });
+        return Ok(Credential::BootstrapAdmin);
     }
-    let hash = hex::encode(digest);
-    let lookup = hash.clone();
-    let row = db
-        .read(move |conn| tokens::find_token_by_hash(conn, &lookup))
-        .await?
-        .map_err(DbError::from)?;
-    match row {
-        Some(row) if bool::from(row.token_hash.as_bytes().ct_eq(hash.as_bytes())) => {
-            Caller::from_row(row)
+    Ok(Credential::Token(digest))
+}
+
+/// Establishes who presented `credential`, asking the database.
+async fn resolve(credential: &Credential, db: &Database) -> Result<Caller, ApiError> {
+    match credential {
+        Credential::BootstrapAdmin => Ok(Caller::bootstrap_admin()),
+        Credential::Anonymous => {
+            let any = db.read(tokens::any_token).await?.map_err(DbError::from)?;
+            if any {
+                Err(ApiError::Unauthorized(NEEDS_TOKEN.into()))
+            } else {
+                Ok(Caller::anonymous())
+            }
         }
-        _ => Err(unauthorized("the token is not valid: unknown or revoked")),
+        Credential::Token(digest) => {
+            let hash = hex::encode(digest);
+            let lookup = hash.clone();
+            let row = db
+                .read(move |conn| tokens::find_token_by_hash(conn, &lookup))
+                .await?
+                .map_err(DbError::from)?;
+            match row {
+                Some(row) if bool::from(row.token_hash.as_bytes().ct_eq(hash.as_bytes())) => {
+                    Caller::from_row(row)
+                }
+                _ => Err(ApiError::Unauthorized(INVALID_TOKEN.into())),
+            }
+        }
+    }
+}
+
+/// Refuses the call unless the caller's role allows `needed`.
+pub fn check_role(caller: &Caller, needed: Role) -> Result<(), Denied> {
+    if caller.role.grants(needed) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(format!(
+            "the token {:?} has the {} role; this call needs {}",
+            caller.name, caller.role, needed
+        )))
+    }
+}
+
+/// Refuses an event outside the caller's scope.
+pub fn check_scope(caller: &Caller, component: &str, environment: &str) -> Result<(), Denied> {
+    if caller.scope.allows(component, environment) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(format!(
+            "the token {:?} may record events for {} only (got component {component}, environment {environment})",
+            caller.name, caller.scope
+        )))
+    }
+}
+
+/// The stored tokens as they were when read, by the SHA-256 of each token.
+#[derive(Debug)]
+pub struct TokenSnapshot {
+    fingerprint: TokensFingerprint,
+    callers: HashMap<[u8; 32], Caller>,
+}
+
+impl TokenSnapshot {
+    fn read(fingerprint: TokensFingerprint, rows: Vec<TokenRow>) -> Self {
+        let callers = rows
+            .into_iter()
+            .filter_map(|row| {
+                let mut digest = [0u8; 32];
+                if hex::decode_to_slice(&row.token_hash, &mut digest).is_err() {
+                    tracing::error!(token = %row.name, "unreadable stored token: hash");
+                    return None;
+                }
+                // An unreadable token is logged by from_row and admits no one.
+                Caller::from_row(row).ok().map(|caller| (digest, caller))
+            })
+            .collect();
+        TokenSnapshot {
+            fingerprint,
+            callers,
+        }
+    }
+
+    /// Who presented `credential`, by these tokens.
+    pub fn caller(&self, credential: &Credential) -> Result<Caller, Denied> {
+        match credential {
+            Credential::BootstrapAdmin => Ok(Caller::bootstrap_admin()),
+            Credential::Anonymous if self.fingerprint.is_empty() => Ok(Caller::anonymous()),
+            Credential::Anonymous => Err(Denied::Unauthenticated(NEEDS_TOKEN.into())),
+            Credential::Token(digest) => self
+                .callers
+                .get(digest)
+                .cloned()
+                .ok_or_else(|| Denied::Unauthenticated(INVALID_TOKEN.into())),
+        }
+    }
+
+    /// Whether `credential` may record an event for this component and
+    /// environment.
+    pub fn admit_event(
+        &self,
+        credential: &Credential,
+        component: &str,
+        environment: &str,
+    ) -> Result<(), Denied> {
+        let caller = self.caller(credential)?;
+        check_role(&caller, Role::Ingest)?;
+        check_scope(&caller, component, environment)
+    }
+}
+
+/// The server's in-memory copy of the stored tokens, shared by the access
+/// check of store calls and the group commit (see the module's documentation).
+#[derive(Clone, Default)]
+pub struct TokenCache(Arc<RwLock<Option<Arc<TokenSnapshot>>>>);
+
+impl TokenCache {
+    /// The copy last read, if any; it may be behind the database.
+    pub fn current(&self) -> Option<Arc<TokenSnapshot>> {
+        // A poisoned lock only means a writer panicked between two whole
+        // assignments; the value is intact.
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The tokens as they are now: one small query, and a reload of the tokens
+    /// only when one was created or revoked since the last reading.
+    pub fn refresh(&self, conn: &mut DbConnection) -> diesel::QueryResult<Arc<TokenSnapshot>> {
+        let fingerprint = tokens::fingerprint(conn)?;
+        if let Some(current) = self.current()
+            && current.fingerprint == fingerprint
+        {
+            return Ok(current);
+        }
+        // Read after the fingerprint: a change in between makes the next
+        // refresh read again, never the other way round.
+        let snapshot = Arc::new(TokenSnapshot::read(fingerprint, tokens::list_tokens(conn)?));
+        *self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(snapshot.clone());
+        Ok(snapshot)
     }
 }
 
 /// Authenticates the call and checks that the caller's role allows `needed`;
-/// the caller is left in the request's extensions for the handler.
+/// the caller and its credential are left in the request's extensions for the
+/// handler.
 pub async fn authorize(req: &HttpRequest, needed: Role) -> Result<(), ApiError> {
     let missing = || ApiError::Internal("the access policy is not configured".into());
     let policy = req
         .app_data::<web::Data<AccessPolicy>>()
         .ok_or_else(missing)?;
     let db = req.app_data::<web::Data<Database>>().ok_or_else(missing)?;
-    let caller = authenticate(req.headers(), policy, db).await?;
-    if !caller.role.grants(needed) {
-        return Err(ApiError::Forbidden(format!(
-            "the token {:?} has the {} role; this call needs {}",
-            caller.name, caller.role, needed
-        )));
-    }
-    req.extensions_mut().insert(caller);
+    let credential = present(req.headers(), policy)?;
+    // `ingest` allows store calls only, and the group commit checks every store
+    // call again against the tokens of its own commit: the in-memory copy may
+    // answer here. A refusal is never taken from the copy (a token may have
+    // been created since it was read): it is asked of the database.
+    let cached = (needed == Role::Ingest)
+        .then(|| db.tokens().current())
+        .flatten()
+        .and_then(|snapshot| snapshot.caller(&credential).ok());
+    let caller = match cached {
+        Some(caller) => caller,
+        None => resolve(&credential, db).await?,
+    };
+    check_role(&caller, needed)?;
+    let mut extensions = req.extensions_mut();
+    extensions.insert(caller);
+    extensions.insert(credential);
     Ok(())
 }
 

@@ -189,6 +189,7 @@ impl From<StoreError> for ApiError {
                 "{e}; a retry must resend exactly the same event, a new event needs a new event_id"
             )),
             StoreError::Contended => ApiError::Unavailable(format!("{e}; retry the call")),
+            StoreError::Denied(denied) => ApiError::from(denied),
             StoreError::Corrupt(c) => {
                 tracing::error!(error = %c, "unreadable stored row");
                 ApiError::Internal(c.to_string())

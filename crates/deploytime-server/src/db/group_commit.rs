@@ -24,6 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::store::{StoreError, Stored, store_batch};
 use super::{DbError, Pool};
+use crate::auth::{Credential, TokenCache};
 
 /// Most events in one transaction: enough to absorb a burst of every
 /// connection of a busy server, few enough that one transaction's locks and
@@ -37,6 +38,8 @@ pub type StoreOutcome = Result<Result<Stored, StoreError>, DbError>;
 pub struct Job {
     pub event: NewEvent,
     pub received_at: DateTime<Utc>,
+    /// Checked against the tokens as they are when the job's commit runs.
+    pub credential: Credential,
     /// Set when the caller has gone before the job ran: it is then skipped.
     pub abandoned: Arc<AtomicBool>,
     /// Held until the job is answered, so in-flight work stays bounded.
@@ -58,6 +61,7 @@ impl GroupCommit {
         pool: Pool,
         write_turn: Option<Arc<Mutex<()>>>,
         committers: usize,
+        tokens: TokenCache,
     ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
@@ -68,6 +72,7 @@ impl GroupCommit {
                 pool: pool.clone(),
                 write_turn: write_turn.clone(),
                 batch_sizes: batch_sizes.clone(),
+                tokens: tokens.clone(),
             };
             std::thread::Builder::new()
                 .name(format!("deploytime-commit-{n}"))
@@ -98,6 +103,7 @@ struct Committer {
     pool: Pool,
     write_turn: Option<Arc<Mutex<()>>>,
     batch_sizes: Arc<OnceLock<prometheus::Histogram>>,
+    tokens: TokenCache,
 }
 
 impl Committer {
@@ -138,6 +144,28 @@ impl Committer {
         };
         // The wait for a connection may have outlasted some callers.
         batch.retain(|job| !job.abandoned.load(Ordering::SeqCst));
+        // Each job's credential against the tokens as they are now, so that a
+        // token revoked before the call was made stores nothing.
+        let tokens = match self.tokens.refresh(&mut conn) {
+            Ok(tokens) => tokens,
+            Err(e) => return refuse_all(batch, DbError::from(e)),
+        };
+        let mut admitted = Vec::with_capacity(batch.len());
+        for job in batch {
+            let event = &job.event;
+            match tokens.admit_event(
+                &job.credential,
+                event.component.as_str(),
+                event.environment.as_str(),
+            ) {
+                Ok(()) => admitted.push(job),
+                // A caller that has gone needs no answer.
+                Err(denied) => {
+                    let _ = job.reply.send(Ok(Err(StoreError::Denied(denied))));
+                }
+            }
+        }
+        let batch = admitted;
         if batch.is_empty() {
             return;
         }

@@ -23,6 +23,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use group_commit::{GroupCommit, Job, StoreOutcome};
 
+use crate::auth::{Credential, TokenCache};
+
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub use connection::{DatabaseUrl, DbConnection, DbConnectionManager};
@@ -148,6 +150,8 @@ pub struct Database {
     write_turn: Option<Arc<Mutex<()>>>,
     /// Store calls go through here, to share commits.
     group_commit: GroupCommit,
+    /// The tokens as last read, refreshed by every group commit.
+    tokens: TokenCache,
 }
 
 /// How many transactions of store calls are in flight at once. SQLite has one
@@ -184,10 +188,12 @@ impl Database {
                 source,
             })?;
         let write_turn = matches!(url, DatabaseUrl::Sqlite(_)).then(|| Arc::new(Mutex::new(())));
+        let tokens = TokenCache::default();
         let group_commit = GroupCommit::start(
             pool.clone(),
             write_turn.clone(),
             committers(url, limits.pool_size),
+            tokens.clone(),
         )
         .map_err(SetupError::Writers)?;
         Ok(Self {
@@ -197,7 +203,13 @@ impl Database {
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             write_turn,
             group_commit,
+            tokens,
         })
+    }
+
+    /// The in-memory copy of the stored tokens (see `auth`).
+    pub fn tokens(&self) -> &TokenCache {
+        &self.tokens
     }
 
     pub fn limits(&self) -> DbLimits {
@@ -309,14 +321,21 @@ impl Database {
     }
 
     /// Stores a validated event, in a transaction shared with the store calls
-    /// that arrive meanwhile (see [`group_commit`]). Answers once the
-    /// transaction holding the event is committed.
-    pub async fn store(&self, event: NewEvent, received_at: DateTime<Utc>) -> StoreOutcome {
+    /// that arrive meanwhile (see [`group_commit`]), if `credential` may record
+    /// it by the tokens as they are when that transaction runs. Answers once
+    /// the transaction holding the event is committed.
+    pub async fn store(
+        &self,
+        event: NewEvent,
+        received_at: DateTime<Utc>,
+        credential: Credential,
+    ) -> StoreOutcome {
         let (permit, abandoned, mut on_drop) = self.admit()?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.group_commit.submit(Job {
             event,
             received_at,
+            credential,
             abandoned,
             permit,
             reply,

@@ -45,6 +45,10 @@ pub enum StoreError {
     Corrupt(#[from] CorruptRow),
     #[error("the store call kept losing races with concurrent writers")]
     Contended,
+    /// The caller's token was revoked (or another token created, for an
+    /// anonymous caller) before the event's commit ran.
+    #[error(transparent)]
+    Denied(#[from] crate::auth::Denied),
     #[error(transparent)]
     Database(#[from] DieselError),
 }
@@ -135,7 +139,8 @@ fn store_directly(
         Err(AttemptError::Fail(
             e @ (StoreError::Pairing(_)
             | StoreError::IdempotencyConflict { .. }
-            | StoreError::Corrupt(_)),
+            | StoreError::Corrupt(_)
+            | StoreError::Denied(_)),
         )) => Ok(Err(e)),
         Err(AttemptError::Abort(e)) | Err(AttemptError::Fail(StoreError::Database(e))) => Err(e),
         Err(AttemptError::Retry) | Err(AttemptError::Fail(StoreError::Contended)) => {

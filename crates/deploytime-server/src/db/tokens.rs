@@ -1,5 +1,6 @@
-//! Stored API tokens: looked up by the hash of the presented token on every
-//! authenticated request, so a revocation takes effect on the next request.
+//! Stored API tokens, by the hash of each token. Tokens are only ever inserted
+//! (`token create`) and deleted (`token revoke`), never changed in place; that
+//! is what lets [`fingerprint`] tell whether any of them changed.
 
 use diesel::prelude::*;
 
@@ -48,4 +49,30 @@ pub fn find_token_by_hash(conn: &mut DbConnection, hash: &str) -> QueryResult<Op
 /// Whether any token exists: with none, a loopback server accepts anonymous calls.
 pub fn any_token(conn: &mut DbConnection) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(tokens::table.select(tokens::seq))).get_result(conn)
+}
+
+/// What changes whenever a token is created or revoked: how many tokens there
+/// are and the highest `seq` among them. A created token takes a `seq` never
+/// used before (SQLite's AUTOINCREMENT; InnoDB keeps its counter across
+/// restarts since MariaDB 10.2.4 and MySQL 8.0), so it raises the highest; a
+/// revocation without a creation lowers the count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokensFingerprint {
+    count: i64,
+    highest_seq: Option<i64>,
+}
+
+impl TokensFingerprint {
+    /// True when no token exists.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// The tokens' [`TokensFingerprint`], from the primary key alone.
+pub fn fingerprint(conn: &mut DbConnection) -> QueryResult<TokensFingerprint> {
+    let (count, highest_seq) = tokens::table
+        .select((diesel::dsl::count_star(), diesel::dsl::max(tokens::seq)))
+        .get_result::<(i64, Option<i64>)>(conn)?;
+    Ok(TokensFingerprint { count, highest_seq })
 }

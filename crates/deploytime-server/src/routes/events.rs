@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use std::sync::Arc;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Credential, check_scope};
 use crate::db::queries::{self, Cursor, EventFilter};
 use crate::db::{Database, DbError};
 use crate::error::{ApiError, Problem};
@@ -216,18 +216,24 @@ pub async fn store_event(
     let event = input
         .with_idempotency_key(idempotency_key)?
         .validate(received_at)?;
-    if let Some(caller) = req.extensions().get::<Caller>()
-        && !caller
-            .scope
-            .allows(event.component.as_str(), event.environment.as_str())
-    {
-        return Err(ApiError::Forbidden(format!(
-            "the token {:?} may record events for {} only (got component {}, environment {})",
-            caller.name, caller.scope, event.component, event.environment
-        )));
-    }
+    let not_checked = || ApiError::Internal("the access check did not run".into());
+    let credential = req
+        .extensions()
+        .get::<Credential>()
+        .cloned()
+        .ok_or_else(not_checked)?;
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(not_checked)?;
+    check_scope(
+        &caller,
+        event.component.as_str(),
+        event.environment.as_str(),
+    )?;
 
-    let stored = db.store(event, received_at).await??;
+    let stored = db.store(event, received_at, credential).await??;
 
     if !stored.replayed {
         metrics.event_stored(&stored.event.phase, &stored.deployment);

@@ -234,6 +234,75 @@ async fn revocation_takes_effect_on_the_next_request(backend: Backend) {
     assert_eq!(app.get("/api/v1/deployments").await.status(), 200);
 }
 
+/// Store calls are admitted from the server's copy of the tokens and checked
+/// again when their commit runs: a token revoked after the copy was read, or a
+/// token created after an anonymous call was admitted, stores nothing.
+async fn store_calls_see_token_changes_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.create_token("runner", Role::Ingest, &[]).await;
+    let runner = Who::Token("ingest", token);
+    let start =
+        |version: &str| Some(json!({"component": "api", "phase": "start", "version": version}));
+    let versions_stored = |who: Who| {
+        let app = &app;
+        async move {
+            let listing = call(app, &who, Method::GET, "/api/v1/events", None)
+                .await
+                .json::<Value>()
+                .await
+                .unwrap();
+            let mut versions: Vec<String> = listing["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["version"].as_str().unwrap().to_owned())
+                .collect();
+            versions.sort();
+            versions
+        }
+    };
+
+    // Stored: the server's copy of the tokens now holds the runner's.
+    let first = call(&app, &runner, Method::POST, "/api/v1/events", start("v1")).await;
+    assert_eq!(first.status(), 201);
+    app.revoke_token("runner").await;
+    expect_unauthorized(
+        call(&app, &runner, Method::POST, "/api/v1/events", start("v2")).await,
+        "a store call after revocation",
+    )
+    .await;
+    // No token is left, so the loopback server is anonymous again.
+    assert_eq!(versions_stored(Who::Nobody).await, ["v1"]);
+
+    // Stored anonymously: the copy now says that no token exists.
+    let third = call(
+        &app,
+        &Who::Nobody,
+        Method::POST,
+        "/api/v1/events",
+        start("v3"),
+    )
+    .await;
+    assert_eq!(third.status(), 201);
+    let reader = app.create_token("reader", Role::Read, &[]).await;
+    expect_unauthorized(
+        call(
+            &app,
+            &Who::Nobody,
+            Method::POST,
+            "/api/v1/events",
+            start("v4"),
+        )
+        .await,
+        "an anonymous store call once a token exists",
+    )
+    .await;
+    assert_eq!(
+        versions_stored(Who::Token("read", reader)).await,
+        ["v1", "v3"]
+    );
+}
+
 async fn tokens_are_listed_without_their_secret(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app
@@ -280,6 +349,7 @@ async fn tokens_are_listed_without_their_secret(backend: Backend) {
 backend_tests!(
     role_matrix,
     revocation_takes_effect_on_the_next_request,
+    store_calls_see_token_changes_at_once,
     tokens_are_listed_without_their_secret,
 );
 
