@@ -78,6 +78,21 @@ pub fn insert_event(conn: &mut DbConnection, row: &EventRow) -> QueryResult<usiz
     diesel::insert_into(events::table).values(row).execute(conn)
 }
 
+/// Several events: on MySQL in one statement (one round trip); SQLite runs in
+/// the process, where a statement per row costs no round trip.
+pub fn insert_events(conn: &mut DbConnection, rows: &[EventRow]) -> QueryResult<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    match conn {
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(mysql) => diesel::insert_into(events::table)
+            .values(rows)
+            .execute(mysql),
+        DbConnection::Sqlite(_) => rows.iter().map(|row| insert_event(conn, row)).sum(),
+    }
+}
+
 /// A deployment's events, in the order they were stored.
 pub fn events_of_deployment(conn: &mut DbConnection, id: &str) -> QueryResult<Vec<EventRow>> {
     events::table

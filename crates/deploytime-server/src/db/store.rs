@@ -98,11 +98,26 @@ pub fn store_batch(
     // refused before it writes anything, so a refusal needs no rollback. Only a
     // lost race or a database error can come after a write; then this attempt is
     // rolled back whole and the batch runs again, each event in a savepoint.
+    //
+    // The ledger rows of this first attempt are written together at its end, in
+    // one statement: one round trip less per event. Only an event id's own
+    // earlier row could be missed that way (the idempotency check reads the
+    // ledger), so a batch that holds an event id twice writes each row at once.
+    let mut ids = std::collections::HashSet::with_capacity(events.len());
+    let repeated_id = events
+        .iter()
+        .filter_map(|(event, _)| event.event_id)
+        .any(|id| !ids.insert(id));
     let direct = conn.transaction(|conn| {
-        events
+        let mut ledger = (!repeated_id).then(|| Vec::with_capacity(events.len()));
+        let results = events
             .iter()
-            .map(|(event, received_at)| store_directly(conn, event, *received_at))
-            .collect::<Result<Vec<_>, DieselError>>()
+            .map(|(event, received_at)| store_directly(conn, event, *received_at, ledger.as_mut()))
+            .collect::<Result<Vec<_>, DieselError>>()?;
+        if let Some(rows) = &ledger {
+            queries::insert_events(conn, rows)?;
+        }
+        Ok::<_, DieselError>(results)
     });
     if let Ok(results) = direct {
         return Ok(results);
@@ -133,8 +148,9 @@ fn store_directly(
     conn: &mut DbConnection,
     event: &NewEvent,
     received_at: DateTime<Utc>,
+    ledger: Option<&mut Vec<EventRow>>,
 ) -> Result<Result<Stored, StoreError>, DieselError> {
-    match attempt(conn, event, received_at) {
+    match attempt(conn, event, received_at, ledger) {
         Ok(stored) => Ok(Ok(stored)),
         Err(AttemptError::Fail(
             e @ (StoreError::Pairing(_)
@@ -157,7 +173,7 @@ fn store_in_savepoint(
     received_at: DateTime<Utc>,
 ) -> Result<Result<Stored, StoreError>, DieselError> {
     for _ in 0..MAX_ATTEMPTS {
-        match conn.transaction(|conn| attempt(conn, event, received_at)) {
+        match conn.transaction(|conn| attempt(conn, event, received_at, None)) {
             Ok(stored) => return Ok(Ok(stored)),
             Err(AttemptError::Retry) => continue,
             Err(AttemptError::Abort(e)) => return Err(e),
@@ -170,10 +186,13 @@ fn store_in_savepoint(
     Ok(Err(StoreError::Contended))
 }
 
+/// Applies one event. Its ledger row is inserted at once, or pushed to `ledger`
+/// for the caller to insert (before the transaction commits).
 fn attempt(
     conn: &mut DbConnection,
     event: &NewEvent,
     received_at: DateTime<Utc>,
+    ledger: Option<&mut Vec<EventRow>>,
 ) -> Result<Stored, AttemptError> {
     if let Some(event_id) = event.event_id
         && let Some(existing) = queries::find_event(conn, &event_id.to_string())?
@@ -234,7 +253,12 @@ fn attempt(
     };
 
     let event_row = event_row(event, pairing.deployment(), received_at);
-    queries::insert_event(conn, &event_row)?;
+    match ledger {
+        Some(rows) => rows.push(event_row.clone()),
+        None => {
+            queries::insert_event(conn, &event_row)?;
+        }
+    }
     Ok(Stored {
         event: event_row,
         deployment: deployment_row,

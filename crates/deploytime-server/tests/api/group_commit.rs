@@ -185,7 +185,98 @@ async fn a_refused_event_leaves_the_rest_of_its_commit(backend: Backend) {
     assert_eq!(phases.iter().filter(|p| **p == ("web", "start")).count(), 1);
 }
 
+/// A commit whose event ids are all different writes its ledger rows in one
+/// statement at its end: every kept event is in the ledger once, with the
+/// deployment it was paired with, and a refused one is not.
+async fn every_kept_event_of_a_commit_reaches_the_ledger(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let components = ["api", "web", "worker", "db"];
+    let mut events = Vec::new();
+    for (n, component) in components.iter().enumerate() {
+        let deployment = format!("0190f3a2-7c1d-7e55-9a10-00000000010{n}");
+        events.push(event(json!({
+            "component": component, "phase": "start", "deployment_id": deployment,
+            "event_id": format!("0190f3a2-7c1d-7e55-9a10-00000000020{n}"),
+            "timestamp": "2026-11-20T10:00:00Z",
+        })));
+        events.push(event(json!({
+            "component": component, "phase": "finish", "status": "success",
+            "deployment_id": deployment,
+            "event_id": format!("0190f3a2-7c1d-7e55-9a10-00000000030{n}"),
+            "timestamp": format!("2026-11-20T10:0{}:00Z", n + 1),
+        })));
+    }
+    // Earlier than the start it would close: refused, so not in the ledger.
+    events.insert(
+        2,
+        event(json!({
+            "component": "api", "phase": "finish", "status": "failed",
+            "deployment_id": "0190f3a2-7c1d-7e55-9a10-000000000100",
+            "event_id": "0190f3a2-7c1d-7e55-9a10-000000000400",
+            "timestamp": "2026-11-20T09:00:00Z",
+        })),
+    );
+    let received = Utc.with_ymd_and_hms(2026, 11, 20, 10, 30, 0).unwrap();
+    let pool = app.db.pool().clone();
+    let results = tokio::task::spawn_blocking(move || {
+        let batch: Vec<_> = events.iter().map(|e| (e, received)).collect();
+        let mut conn = pool.get().unwrap();
+        store_batch(&mut conn, &batch).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 8);
+    assert!(
+        matches!(&results[2], Err(StoreError::Pairing(_))),
+        "{:?}",
+        results[2]
+    );
+
+    let ledger = app.get_json("/api/v1/events?limit=1000").await;
+    let mut stored: Vec<(String, String)> = ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_owned(),
+                e["deployment_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    stored.sort();
+    let mut expected: Vec<(String, String)> = (0..components.len())
+        .flat_map(|n| {
+            let deployment = format!("0190f3a2-7c1d-7e55-9a10-00000000010{n}");
+            [
+                (
+                    format!("0190f3a2-7c1d-7e55-9a10-00000000020{n}"),
+                    deployment.clone(),
+                ),
+                (
+                    format!("0190f3a2-7c1d-7e55-9a10-00000000030{n}"),
+                    deployment,
+                ),
+            ]
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(stored, expected, "{ledger}");
+    for n in 0..components.len() {
+        let deployment = app
+            .deployment(&format!("0190f3a2-7c1d-7e55-9a10-00000000010{n}"))
+            .await;
+        assert_eq!(deployment["state"], "succeeded", "{deployment}");
+        assert_eq!(
+            deployment["duration_seconds"],
+            60.0 * (n as f64 + 1.0),
+            "{deployment}"
+        );
+    }
+}
+
 backend_tests!(
     calls_waiting_for_a_commit_share_the_next_one,
     a_refused_event_leaves_the_rest_of_its_commit,
+    every_kept_event_of_a_commit_reaches_the_ledger,
 );
