@@ -135,6 +135,14 @@ pub struct DeploymentFilter {
     pub abandon_cutoff: i64,
 }
 
+impl DeploymentFilter {
+    /// True when only the time window filters: the listing's order is then an
+    /// index's (`anchor_at, seq`), which can tell where a page ends alone.
+    pub fn orders_by_index_alone(&self) -> bool {
+        self.component.is_none() && self.environment.is_none() && self.state.is_none()
+    }
+}
+
 fn filtered_deployments(filter: &DeploymentFilter) -> deployments::BoxedQuery<'static, Backend> {
     let mut query = deployments::table.into_boxed();
     if let Some(component) = filter.component.clone() {
@@ -167,13 +175,46 @@ fn filtered_deployments(filter: &DeploymentFilter) -> deployments::BoxedQuery<'s
 }
 
 /// One page of deployments, newest first (by start, or finish when the start is
-/// unknown), after `cursor`. Each row comes with its sequence number.
+/// unknown), after `cursor` and, with `down_to`, not past it. Each row comes
+/// with its sequence number.
 pub fn list_deployments(
     conn: &mut DbConnection,
     filter: &DeploymentFilter,
     cursor: Option<Cursor>,
+    down_to: Option<Cursor>,
     limit: i64,
 ) -> QueryResult<Vec<(i64, DeploymentRow)>> {
+    keyset_deployments(filter, cursor, down_to)
+        .limit(limit)
+        .select((deployments::seq, DeploymentRow::as_select()))
+        .load(conn)
+}
+
+/// Where the page of `limit` deployments after `cursor` ends: the cursor of its
+/// last row, or `None` when fewer are left. Reads the order's two columns only,
+/// so without a filter the `anchor_at` index answers it alone.
+pub fn deployments_page_end(
+    conn: &mut DbConnection,
+    filter: &DeploymentFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> QueryResult<Option<Cursor>> {
+    keyset_deployments(filter, cursor, None)
+        .offset(limit - 1)
+        .limit(1)
+        .select((deployments::anchor_at, deployments::seq))
+        .first::<(i64, i64)>(conn)
+        .optional()
+        .map(|end| end.map(|(at, seq)| Cursor { at, seq }))
+}
+
+/// The filtered deployments after `cursor` and not past `down_to`, in the
+/// listing's order.
+fn keyset_deployments(
+    filter: &DeploymentFilter,
+    cursor: Option<Cursor>,
+    down_to: Option<Cursor>,
+) -> deployments::BoxedQuery<'static, Backend> {
     let mut query = filtered_deployments(filter);
     if let Some(Cursor { at, seq }) = cursor {
         // "(anchor_at, seq) before the cursor", written as a range on anchor_at
@@ -184,11 +225,12 @@ pub fn list_deployments(
             .filter(deployments::anchor_at.le(at))
             .filter(deployments::anchor_at.lt(at).or(deployments::seq.lt(seq)));
     }
-    query
-        .order((deployments::anchor_at.desc(), deployments::seq.desc()))
-        .limit(limit)
-        .select((deployments::seq, DeploymentRow::as_select()))
-        .load(conn)
+    if let Some(Cursor { at, seq }) = down_to {
+        query = query
+            .filter(deployments::anchor_at.ge(at))
+            .filter(deployments::anchor_at.gt(at).or(deployments::seq.ge(seq)));
+    }
+    query.order((deployments::anchor_at.desc(), deployments::seq.desc()))
 }
 
 /// What the statistics need of a deployment: (state, started_at, finished_at,
@@ -257,13 +299,49 @@ pub struct EventFilter {
     pub until: Option<i64>,
 }
 
-/// One page of the ledger, newest event time first, after `cursor`.
+impl EventFilter {
+    /// As [`DeploymentFilter::orders_by_index_alone`], on `occurred_at, seq`.
+    pub fn orders_by_index_alone(&self) -> bool {
+        self.component.is_none() && self.environment.is_none() && self.phase.is_none()
+    }
+}
+
+/// One page of the ledger, newest event time first, after `cursor` and, with
+/// `down_to`, not past it.
 pub fn list_events(
     conn: &mut DbConnection,
     filter: &EventFilter,
     cursor: Option<Cursor>,
+    down_to: Option<Cursor>,
     limit: i64,
 ) -> QueryResult<Vec<(i64, EventRow)>> {
+    keyset_events(filter, cursor, down_to)
+        .limit(limit)
+        .select((events::seq, EventRow::as_select()))
+        .load(conn)
+}
+
+/// As [`deployments_page_end`], for the ledger.
+pub fn events_page_end(
+    conn: &mut DbConnection,
+    filter: &EventFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+) -> QueryResult<Option<Cursor>> {
+    keyset_events(filter, cursor, None)
+        .offset(limit - 1)
+        .limit(1)
+        .select((events::occurred_at, events::seq))
+        .first::<(i64, i64)>(conn)
+        .optional()
+        .map(|end| end.map(|(at, seq)| Cursor { at, seq }))
+}
+
+fn keyset_events(
+    filter: &EventFilter,
+    cursor: Option<Cursor>,
+    down_to: Option<Cursor>,
+) -> events::BoxedQuery<'static, Backend> {
     let mut query = events::table.into_boxed();
     if let Some(component) = filter.component.clone() {
         query = query.filter(events::component.eq(component));
@@ -281,16 +359,17 @@ pub fn list_events(
         query = query.filter(events::occurred_at.lt(until));
     }
     if let Some(Cursor { at, seq }) = cursor {
-        // As in list_deployments: a range on the time, then a filter.
+        // As in keyset_deployments: a range on the time, then a filter.
         query = query
             .filter(events::occurred_at.le(at))
             .filter(events::occurred_at.lt(at).or(events::seq.lt(seq)));
     }
-    query
-        .order((events::occurred_at.desc(), events::seq.desc()))
-        .limit(limit)
-        .select((events::seq, EventRow::as_select()))
-        .load(conn)
+    if let Some(Cursor { at, seq }) = down_to {
+        query = query
+            .filter(events::occurred_at.ge(at))
+            .filter(events::occurred_at.gt(at).or(events::seq.ge(seq)));
+    }
+    query.order((events::occurred_at.desc(), events::seq.desc()))
 }
 
 /// One component in one environment, as the components listing shows it.

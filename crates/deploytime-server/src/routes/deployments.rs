@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::queries::{self, Cursor, DeploymentFilter};
-use crate::db::{Database, DbError};
+use crate::db::{Database, DbConnection, DbError};
 use crate::error::{ApiError, Problem};
 use crate::openapi::{AccessProblems, QueryProblems};
 use crate::routes::csv_export::{Export, stream_csv};
@@ -86,13 +86,19 @@ pub async fn list_deployments(
 
     if csv {
         let fetch_filter = filter.clone();
+        let end_filter = filter.clone();
         return Ok(stream_csv(
             db.get_ref().clone(),
             Export {
                 filename: "deployments.csv",
                 header: DEPLOYMENT_CSV_HEADER,
-                fetch: Arc::new(move |conn, cursor, limit| {
-                    queries::list_deployments(conn, &fetch_filter, cursor, limit)
+                fetch: Arc::new(move |conn, cursor, down_to, limit| {
+                    queries::list_deployments(conn, &fetch_filter, cursor, down_to, limit)
+                }),
+                page_end: filter.orders_by_index_alone().then(|| {
+                    Arc::new(move |conn: &mut DbConnection, cursor, limit| {
+                        queries::deployments_page_end(conn, &end_filter, cursor, limit)
+                    }) as Arc<_>
                 }),
                 cursor_of: |seq, row| Cursor {
                     at: row.anchor_at,
@@ -104,7 +110,7 @@ pub async fn list_deployments(
     }
 
     let rows = db
-        .read(move |conn| queries::list_deployments(conn, &filter, cursor, limit + 1))
+        .read(move |conn| queries::list_deployments(conn, &filter, cursor, None, limit + 1))
         .await?
         .map_err(DbError::from)?;
     Ok(HttpResponse::Ok().json(page(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::auth::{Caller, Credential, check_scope};
 use crate::db::queries::{self, Cursor, EventFilter};
-use crate::db::{Database, DbError};
+use crate::db::{Database, DbConnection, DbError};
 use crate::error::{ApiError, Problem};
 use crate::metrics::Metrics;
 use crate::openapi::{AccessProblems, QueryProblems};
@@ -325,13 +325,19 @@ pub async fn list_events(
         seq,
     };
     if csv {
+        let fetch_filter = filter.clone();
         return Ok(stream_csv(
             db.get_ref().clone(),
             Export {
                 filename: "events.csv",
                 header: EVENT_CSV_HEADER,
-                fetch: Arc::new(move |conn, cursor, limit| {
-                    queries::list_events(conn, &filter, cursor, limit)
+                fetch: Arc::new(move |conn, cursor, down_to, limit| {
+                    queries::list_events(conn, &fetch_filter, cursor, down_to, limit)
+                }),
+                page_end: filter.orders_by_index_alone().then(|| {
+                    Arc::new(move |conn: &mut DbConnection, cursor, limit| {
+                        queries::events_page_end(conn, &filter, cursor, limit)
+                    }) as Arc<_>
                 }),
                 cursor_of,
                 record: Arc::new(|row| EventView::from(row).csv_record()),
@@ -339,7 +345,7 @@ pub async fn list_events(
         ));
     }
     let rows = db
-        .read(move |conn| queries::list_events(conn, &filter, cursor, limit + 1))
+        .read(move |conn| queries::list_events(conn, &filter, cursor, None, limit + 1))
         .await?
         .map_err(DbError::from)?;
     Ok(HttpResponse::Ok().json(page(rows, limit, cursor_of, |row| EventView::from(row))))
