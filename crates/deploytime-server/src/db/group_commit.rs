@@ -5,7 +5,8 @@
 //! `innodb_flush_log_at_trx_commit=1`, SQLite with `synchronous=FULL`), and at a
 //! burst of store calls that flush, not the work of each event, is the limit.
 //! Each store call therefore becomes a job on a queue; a committer thread takes
-//! every job waiting (up to [`MAX_BATCH`]), applies them in one transaction,
+//! every job waiting (up to a bound, see [`GroupCommit::start`]), applies them
+//! in one transaction,
 //! each in a savepoint of its own ([`store_batch`]), commits, and only then
 //! answers them. Durability is unchanged: no event is acknowledged before the
 //! commit that contains it has been flushed, and when that commit fails every
@@ -26,9 +27,9 @@ use super::store::{StoreError, Stored, store_batch};
 use super::{DbError, Pool};
 use crate::auth::{Credential, TokenCache};
 
-/// Most events in one transaction: enough to absorb a burst of every
-/// connection of a busy server, few enough that one transaction's locks and
-/// its retry after a deadlock stay short.
+/// Most events in one transaction with a single committer: enough to absorb a
+/// burst of every connection of a busy server, few enough that one
+/// transaction's locks and its retry after a deadlock stay short.
 pub const MAX_BATCH: usize = 128;
 
 /// What a store call is answered with.
@@ -56,11 +57,16 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Starts `committers` threads writing through `pool`; they end when the last
-    /// handle is dropped. `write_turn` is the SQLite writers' lock.
+    /// handle is dropped. `write_turn` is the SQLite writers' lock. Each commit
+    /// takes at most `max_batch` jobs: with several committers a smaller bound
+    /// shares a burst among them, where one committer taking everything waiting
+    /// would keep all of it waiting for its single transaction while the other
+    /// has nothing to do.
     pub fn start(
         pool: Pool,
         write_turn: Option<Arc<Mutex<()>>>,
         committers: usize,
+        max_batch: usize,
         tokens: TokenCache,
     ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel::<Job>();
@@ -73,6 +79,7 @@ impl GroupCommit {
                 write_turn: write_turn.clone(),
                 batch_sizes: batch_sizes.clone(),
                 tokens: tokens.clone(),
+                max_batch: max_batch.max(1),
             };
             std::thread::Builder::new()
                 .name(format!("deploytime-commit-{n}"))
@@ -104,6 +111,7 @@ struct Committer {
     write_turn: Option<Arc<Mutex<()>>>,
     batch_sizes: Arc<OnceLock<prometheus::Histogram>>,
     tokens: TokenCache,
+    max_batch: usize,
 }
 
 impl Committer {
@@ -125,7 +133,7 @@ impl Committer {
         let first = receiver.recv().ok()?;
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
-        batch.extend(receiver.try_iter().take(MAX_BATCH - 1));
+        batch.extend(receiver.try_iter().take(self.max_batch - 1));
         Some(batch)
     }
 

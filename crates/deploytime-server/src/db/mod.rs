@@ -154,14 +154,27 @@ pub struct Database {
     tokens: TokenCache,
 }
 
-/// How many transactions of store calls are in flight at once. SQLite has one
-/// writer; MySQL gains from a second committer applying the next batch while the
-/// first waits for its flush, and little from more (they would contend for the
-/// same rows and for the pool's connections).
-fn committers(url: &DatabaseUrl, pool_size: u32) -> usize {
+/// How many transactions of store calls are in flight at once, and how many
+/// calls each takes at most. SQLite has one writer, which takes every call
+/// waiting. MySQL gains from a second committer applying the next batch while
+/// the first waits for its flush, and little from more (they would contend for
+/// the same rows, the pool's connections and the CPU); there a batch is bounded
+/// so that a burst is shared between the two. Measured with `bench/store.sh`'s
+/// load at 64 connections on MariaDB (BENCHMARKS.md): batches of at most 16, 24,
+/// 32, 48 and 128 gave p99s of 19, 19–23, 17–21, 22–24 and 28 ms; three
+/// committers 23–25 ms, four 40–45 ms.
+fn committers(url: &DatabaseUrl, pool_size: u32) -> (usize, usize) {
     match url {
-        DatabaseUrl::Sqlite(_) => 1,
-        DatabaseUrl::Mysql(_) => usize::try_from(pool_size / 4).unwrap_or(1).clamp(1, 2),
+        DatabaseUrl::Sqlite(_) => (1, group_commit::MAX_BATCH),
+        DatabaseUrl::Mysql(_) => {
+            let committers = usize::try_from(pool_size / 4).unwrap_or(1).clamp(1, 2);
+            let max_batch = if committers > 1 {
+                32
+            } else {
+                group_commit::MAX_BATCH
+            };
+            (committers, max_batch)
+        }
     }
 }
 
@@ -189,10 +202,12 @@ impl Database {
             })?;
         let write_turn = matches!(url, DatabaseUrl::Sqlite(_)).then(|| Arc::new(Mutex::new(())));
         let tokens = TokenCache::default();
+        let (committers, max_batch) = committers(url, limits.pool_size);
         let group_commit = GroupCommit::start(
             pool.clone(),
             write_turn.clone(),
-            committers(url, limits.pool_size),
+            committers,
+            max_batch,
             tokens.clone(),
         )
         .map_err(SetupError::Writers)?;

@@ -101,6 +101,72 @@ async fn calls_waiting_for_a_commit_share_the_next_one(backend: Backend) {
     );
 }
 
+/// On MySQL two committers run at once, and a burst is shared between them:
+/// no commit takes more than 32 calls, where one would otherwise take every
+/// call waiting and keep them all waiting for its single transaction.
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_shared_between_mysql_committers() {
+    const CALLS: usize = 70;
+    let app = TestApp::spawn_with(Backend::Mysql, |s| {
+        s.pool_size = 8;
+        s.admin_token = Some(Secret::new(ADMIN));
+    })
+    .await;
+    // Every connection is taken: the calls queue until they are released.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(app.hold_database().await);
+    }
+    let calls: Vec<_> = (0..CALLS)
+        .map(|i| {
+            let request = app
+                .client
+                .post(app.url("/api/v1/events"))
+                .bearer_auth(ADMIN)
+                .json(&json!({"component": format!("svc-{i}"), "phase": "start"}));
+            tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.db.calls_in_flight() < CALLS + held.len() {
+        assert!(
+            Instant::now() < deadline,
+            "only {} calls reached the database",
+            app.db.calls_in_flight()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(held);
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 201);
+    }
+
+    let text = admin_get(&app, "/metrics").await.text().await.unwrap();
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    assert_eq!(
+        sample(&scrape, "deploytime_store_commit_events_sum"),
+        CALLS as f64
+    );
+    let commits = sample(&scrape, "deploytime_store_commit_events_count");
+    let up_to_32 = scrape
+        .samples
+        .iter()
+        .find_map(|s| match &s.value {
+            Value::Histogram(buckets) if s.metric == "deploytime_store_commit_events" => buckets
+                .iter()
+                .find(|b| b.less_than == 32.0)
+                .map(|b| b.count),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no histogram in {text}"));
+    assert_eq!(
+        up_to_32, commits,
+        "a commit took more than 32 calls: {text}"
+    );
+    assert!(commits >= 3.0, "{commits} commits for {CALLS} calls");
+}
+
 async fn a_refused_event_leaves_the_rest_of_its_commit(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let deployment = "0190f3a2-7c1d-7e55-9a10-2b3c4d5e6f70";

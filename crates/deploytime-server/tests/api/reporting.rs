@@ -576,7 +576,11 @@ async fn long_exports_span_pages_without_gaps(backend: Backend) {
         .map(Result::unwrap)
         .collect();
     let filtered_ids: BTreeSet<&str> = filtered.iter().map(|r| &r[0]).collect();
-    assert_eq!(filtered_ids.len(), filtered.len(), "a row was exported twice");
+    assert_eq!(
+        filtered_ids.len(),
+        filtered.len(),
+        "a row was exported twice"
+    );
     assert_eq!(filtered_ids, production);
 
     let text = app
