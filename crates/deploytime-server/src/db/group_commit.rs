@@ -5,10 +5,11 @@
 //! `innodb_flush_log_at_trx_commit=1`, SQLite with `synchronous=FULL`), and at a
 //! burst of store calls that flush, not the work of each event, is the limit.
 //! Each store call therefore becomes a job on a queue; a committer thread takes
-//! every job waiting (up to a bound, see [`GroupCommit::start`]), applies them
-//! in one transaction,
-//! each in a savepoint of its own ([`store_batch`]), commits, and only then
-//! answers them. Durability is unchanged: no event is acknowledged before the
+//! the jobs waiting (up to a bound, see [`GroupCommit::start`]), checks each
+//! caller's token against the tokens as they are now, applies the events in
+//! one transaction (a refused one alone is rolled back, see [`store_batch`]),
+//! commits, and only then answers them. Durability is unchanged: no event is
+//! acknowledged before the
 //! commit that contains it has been flushed, and when that commit fails every
 //! event of it is answered 503 (the caller retries with the same event id).
 //!
