@@ -86,7 +86,6 @@ pub async fn list_deployments(
 
     if csv {
         let fetch_filter = filter.clone();
-        let end_filter = filter.clone();
         return Ok(stream_csv(
             db.get_ref().clone(),
             Export {
@@ -96,8 +95,9 @@ pub async fn list_deployments(
                     queries::list_deployments(conn, &fetch_filter, cursor, down_to, limit)
                 }),
                 page_end: filter.orders_by_index_alone().then(|| {
+                    let filter = filter.clone();
                     Arc::new(move |conn: &mut DbConnection, cursor, limit| {
-                        queries::deployments_page_end(conn, &end_filter, cursor, limit)
+                        queries::deployments_page_end(conn, &filter, cursor, limit)
                     }) as Arc<_>
                 }),
                 cursor_of: |seq, row| Cursor {

@@ -46,17 +46,15 @@ fn sample(scrape: &Scrape, name: &str) -> f64 {
     }
 }
 
-async fn calls_waiting_for_a_commit_share_the_next_one(backend: Backend) {
-    const CALLS: usize = 20;
-    let app = TestApp::spawn_with(backend, |s| {
-        s.pool_size = 1;
-        s.admin_token = Some(Secret::new(ADMIN));
-    })
-    .await;
-    // The only connection is taken: the first store call's commit waits for it,
-    // and every call after it queues behind that commit.
-    let release = app.hold_database().await;
-    let calls: Vec<_> = (0..CALLS)
+/// Sends `calls` store calls (each starting a deployment of its own) as the
+/// admin, and waits until all of them are waiting for the database, beside the
+/// `others` calls already in flight. Returns each call's status.
+async fn queue_store_calls(
+    app: &TestApp,
+    calls: usize,
+    others: usize,
+) -> Vec<tokio::task::JoinHandle<u16>> {
+    let handles = (0..calls)
         .map(|i| {
             let request = app
                 .client
@@ -67,7 +65,7 @@ async fn calls_waiting_for_a_commit_share_the_next_one(backend: Backend) {
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while app.db.calls_in_flight() < CALLS + 1 {
+    while app.db.calls_in_flight() < calls + others {
         assert!(
             Instant::now() < deadline,
             "only {} calls reached the database",
@@ -75,13 +73,34 @@ async fn calls_waiting_for_a_commit_share_the_next_one(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    handles
+}
+
+/// The server's metrics, as text and parsed.
+async fn metrics(app: &TestApp) -> (String, Scrape) {
+    let text = admin_get(app, "/metrics").await.text().await.unwrap();
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    (text, scrape)
+}
+
+async fn calls_waiting_for_a_commit_share_the_next_one(backend: Backend) {
+    const CALLS: usize = 20;
+    let app = TestApp::spawn_with(backend, |s| {
+        s.pool_size = 1;
+        s.admin_token = Some(Secret::new(ADMIN));
+    })
+    .await;
+    // The only connection is taken: the first store call's commit waits for it,
+    // and every call after it queues behind that commit.
+    let release = app.hold_database().await;
+    // One more call holds the connection.
+    let calls = queue_store_calls(&app, CALLS, 1).await;
     drop(release);
     for call in calls {
         assert_eq!(call.await.unwrap(), 201);
     }
 
-    let text = admin_get(&app, "/metrics").await.text().await.unwrap();
-    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let (text, scrape) = metrics(&app).await;
     let events = sample(&scrape, "deploytime_store_commit_events_sum");
     let commits = sample(&scrape, "deploytime_store_commit_events_count");
     assert_eq!(events, CALLS as f64, "{text}");
@@ -118,32 +137,13 @@ async fn a_burst_is_shared_between_mysql_committers() {
     for _ in 0..8 {
         held.push(app.hold_database().await);
     }
-    let calls: Vec<_> = (0..CALLS)
-        .map(|i| {
-            let request = app
-                .client
-                .post(app.url("/api/v1/events"))
-                .bearer_auth(ADMIN)
-                .json(&json!({"component": format!("svc-{i}"), "phase": "start"}));
-            tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while app.db.calls_in_flight() < CALLS + held.len() {
-        assert!(
-            Instant::now() < deadline,
-            "only {} calls reached the database",
-            app.db.calls_in_flight()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let calls = queue_store_calls(&app, CALLS, held.len()).await;
     drop(held);
     for call in calls {
         assert_eq!(call.await.unwrap(), 201);
     }
 
-    let text = admin_get(&app, "/metrics").await.text().await.unwrap();
-    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let (text, scrape) = metrics(&app).await;
     assert_eq!(
         sample(&scrape, "deploytime_store_commit_events_sum"),
         CALLS as f64

@@ -396,15 +396,7 @@ async fn csv_exports_match_the_json_listing(backend: Backend) {
     assert_eq!(rows.len(), 1);
     let attributes: Value = serde_json::from_str(&rows[0][10]).unwrap();
     assert_eq!(attributes["note"], "+1, \"quoted\"\nline");
-    let all_events = app
-        .get("/api/v1/events?format=csv")
-        .await
-        .text()
-        .await
-        .unwrap();
-    let count = csv::Reader::from_reader(all_events.as_bytes())
-        .records()
-        .count();
+    let count = csv_records(&app, "/api/v1/events?format=csv").await.len();
     // 9 finished pairs, 1 start never finished, 1 finish never started, 1 start.
     assert_eq!(count, 9 * 2 + 1 + 1 + 1);
 }
@@ -517,6 +509,15 @@ async fn restores_stay_within_one_environment(backend: Backend) {
     close(&groups[1]["duration_seconds"]["mean"], (100.0 + 30.0) / 2.0);
 }
 
+/// The rows (after the header) of the CSV export at `path`.
+async fn csv_records(app: &TestApp, path: &str) -> Vec<csv::StringRecord> {
+    let text = app.get(path).await.text().await.unwrap();
+    csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// Writes `deployments` deployments of synthetic history (7 components, 2
 /// environments, 30 days) straight into the test's database.
 async fn seed_deployments(app: &TestApp, deployments: u64) {
@@ -601,16 +602,7 @@ async fn long_exports_span_pages_without_gaps(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     seed_deployments(&app, DEPLOYMENTS).await;
 
-    let text = app
-        .get("/api/v1/deployments?format=csv")
-        .await
-        .text()
-        .await
-        .unwrap();
-    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(text.as_bytes())
-        .records()
-        .map(Result::unwrap)
-        .collect();
+    let rows = csv_records(&app, "/api/v1/deployments?format=csv").await;
     assert_eq!(rows.len() as u64, DEPLOYMENTS);
     let ids: BTreeSet<&str> = rows.iter().map(|r| &r[0]).collect();
     assert_eq!(ids.len() as u64, DEPLOYMENTS, "a row was exported twice");
@@ -630,16 +622,11 @@ async fn long_exports_span_pages_without_gaps(backend: Backend) {
         .map(|r| &r[0])
         .collect();
     assert!(production.len() > 5_000, "{} rows", production.len());
-    let text = app
-        .get("/api/v1/deployments?format=csv&environment=production")
-        .await
-        .text()
-        .await
-        .unwrap();
-    let filtered: Vec<csv::StringRecord> = csv::Reader::from_reader(text.as_bytes())
-        .records()
-        .map(Result::unwrap)
-        .collect();
+    let filtered = csv_records(
+        &app,
+        "/api/v1/deployments?format=csv&environment=production",
+    )
+    .await;
     let filtered_ids: BTreeSet<&str> = filtered.iter().map(|r| &r[0]).collect();
     assert_eq!(
         filtered_ids.len(),
@@ -648,16 +635,7 @@ async fn long_exports_span_pages_without_gaps(backend: Backend) {
     );
     assert_eq!(filtered_ids, production);
 
-    let text = app
-        .get("/api/v1/events?format=csv")
-        .await
-        .text()
-        .await
-        .unwrap();
-    let events: Vec<csv::StringRecord> = csv::Reader::from_reader(text.as_bytes())
-        .records()
-        .map(Result::unwrap)
-        .collect();
+    let events = csv_records(&app, "/api/v1/events?format=csv").await;
     let ids: BTreeSet<&str> = events.iter().map(|r| &r[0]).collect();
     assert!(events.len() > 10_000, "{} events", events.len());
     assert_eq!(ids.len(), events.len(), "an event was exported twice");
