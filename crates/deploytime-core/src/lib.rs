@@ -1,20 +1,34 @@
 //! The deploytime domain, free of I/O so that every rule can be tested on its own.
+//! The server persists what these rules decide; it does not decide again.
 //!
 //! * [`event`]: what a pipeline sends (`start`/`finish`), how the raw JSON or form
 //!   fields are read and validated, and the fingerprint used for idempotent replays.
 //! * [`names`]: validated component and environment names.
-//! * [`deployment`]: the deployment a pair of events describes, and the pairing
-//!   rules that decide how a new event changes it.
+//! * [`deployment`]: a deployment, its anchor time and its duration.
+//! * [`pairing`]: which deployment an event targets, when an event without a
+//!   timestamp happened, and what the event makes of its deployment.
+//! * [`state`]: stored and reported states, and the abandonment rule.
+//! * [`access`]: roles, scopes and who may record an event.
+//! * [`stats`]: duration statistics and DORA figures.
+//! * [`wire`]: the API's request and response bodies, shared by every client.
 //! * [`time`]: the one timestamp representation shared by the API and the stores
-//!   (UTC, microsecond precision).
+//!   (UTC, microsecond precision); [`export`]: the CSV columns.
 
+pub mod access;
 pub mod deployment;
 pub mod event;
 pub mod export;
 pub mod names;
+pub mod pairing;
+pub mod state;
 pub mod stats;
 pub mod time;
+pub mod wire;
 
-pub use deployment::{Deployment, DeploymentState, Pairing, PairingError};
-pub use event::{EventInput, EventKind, FieldError, NewEvent, Phase, Status, ValidationErrors};
+pub use deployment::{Deployment, Ends};
+pub use event::{
+    EventInput, EventKind, FieldError, NewEvent, Phase, RecordedEvent, Status, ValidationErrors,
+};
 pub use names::{Component, Environment};
+pub use pairing::{Pairing, PairingError, Target};
+pub use state::{AbandonCutoff, AbandonPolicy, DeploymentState, ReportedState};

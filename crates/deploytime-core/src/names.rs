@@ -62,6 +62,22 @@ macro_rules! name_type {
                 &self.0
             }
         }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+
+            /// Validates a name without copying it.
+            fn try_from(value: String) -> Result<Self, String> {
+                check_name(&value, Self::MAX_CHARS).map(|()| Self(value))
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let value = String::deserialize(deserializer)?;
+                Self::try_from(value).map_err(serde::de::Error::custom)
+            }
+        }
     };
 }
 

@@ -17,27 +17,18 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{NaiveDate, TimeZone};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::state::ReportedState;
 use crate::time::{from_micros, micros_to_seconds};
-
-/// How a deployment counts in the statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Running,
-    Abandoned,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
 
 /// One deployment, reduced to what the statistics need. Times are microseconds
 /// since the epoch, as stored. Which component and environment it is of is said
-/// once per [`Target`], not per sample.
+/// once per [`Series`], not per sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
-    pub outcome: Outcome,
+    /// As reported at the request's abandonment cut-off.
+    pub outcome: ReportedState,
     pub finished_at: Option<i64>,
     pub duration_us: Option<i64>,
     /// The start, or the finish when there was no start.
@@ -47,14 +38,14 @@ pub struct Sample {
 /// The deployments of one component in one environment: what the restore times
 /// are computed over, and what groups are made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct Series {
     pub component: String,
     pub environment: String,
     pub samples: Vec<Sample>,
 }
 
 /// Summary of a set of durations, in seconds; every value is `None` when empty.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DurationSummary {
     pub count: usize,
@@ -122,7 +113,7 @@ impl DurationSummary {
 }
 
 /// How samples are grouped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GroupBy {
     Component,
     Environment,
@@ -143,13 +134,37 @@ impl GroupBy {
         }
     }
 
-    fn key(self, target: &Target) -> GroupKey<'_> {
+    /// The canonical name, as `parse` reads it and the API answers it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Component => "component",
+            GroupBy::Environment => "environment",
+            GroupBy::ComponentEnvironment => "component,environment",
+            GroupBy::None => "none",
+        }
+    }
+
+    fn key(self, target: &Series) -> GroupKey<'_> {
         match self {
             GroupBy::Component => (Some(&target.component), None),
             GroupBy::Environment => (None, Some(&target.environment)),
             GroupBy::ComponentEnvironment => (Some(&target.component), Some(&target.environment)),
             GroupBy::None => (None, None),
         }
+    }
+}
+
+impl Serialize for GroupBy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for GroupBy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        GroupBy::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown grouping {text:?}")))
     }
 }
 
@@ -170,7 +185,7 @@ pub struct StatsRequest<Tz: TimeZone> {
 }
 
 /// The figures of one day.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DayStats {
     pub date: NaiveDate,
@@ -182,7 +197,7 @@ pub struct DayStats {
 }
 
 /// The figures of one group.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupStats {
     pub component: Option<String>,
@@ -205,20 +220,22 @@ pub struct GroupStats {
 /// Restore times, in microseconds, of the failure streaks in samples of one
 /// component and environment.
 pub fn restore_times(samples: &[&Sample]) -> Vec<i64> {
-    let mut finished: Vec<(i64, Outcome)> = samples
+    let mut finished: Vec<(i64, ReportedState)> = samples
         .iter()
         .filter_map(|s| match s.outcome {
-            Outcome::Succeeded | Outcome::Failed => s.finished_at.map(|f| (f, s.outcome)),
+            ReportedState::Succeeded | ReportedState::Failed => {
+                s.finished_at.map(|f| (f, s.outcome))
+            }
             _ => None,
         })
         .collect();
-    finished.sort_by_key(|(at, outcome)| (*at, *outcome == Outcome::Succeeded));
+    finished.sort_by_key(|(at, outcome)| (*at, *outcome == ReportedState::Succeeded));
     let mut times = Vec::new();
     let mut broken_since = None;
     for (at, outcome) in finished {
         match (outcome, broken_since) {
-            (Outcome::Failed, None) => broken_since = Some(at),
-            (Outcome::Succeeded, Some(since)) => {
+            (ReportedState::Failed, None) => broken_since = Some(at),
+            (ReportedState::Succeeded, Some(since)) => {
                 times.push(at - since);
                 broken_since = None;
             }
@@ -269,10 +286,10 @@ fn daily<Tz: TimeZone>(samples: &[&Sample], request: &StatsRequest<Tz>, tz: &Tz)
         };
         stats.deployments += 1;
         match sample.outcome {
-            Outcome::Succeeded => stats.succeeded += 1,
-            Outcome::Failed => stats.failed += 1,
-            Outcome::Cancelled => stats.cancelled += 1,
-            Outcome::Running | Outcome::Abandoned => {}
+            ReportedState::Succeeded => stats.succeeded += 1,
+            ReportedState::Failed => stats.failed += 1,
+            ReportedState::Cancelled => stats.cancelled += 1,
+            ReportedState::Running | ReportedState::Abandoned => {}
         }
         if let Some(d) = counted_duration(sample, request.success_only) {
             durations.push(d);
@@ -289,9 +306,9 @@ fn daily<Tz: TimeZone>(samples: &[&Sample], request: &StatsRequest<Tz>, tz: &Tz)
 
 fn counted_duration(sample: &Sample, success_only: bool) -> Option<i64> {
     let eligible = match sample.outcome {
-        Outcome::Succeeded => true,
-        Outcome::Failed | Outcome::Cancelled => !success_only,
-        Outcome::Running | Outcome::Abandoned => false,
+        ReportedState::Succeeded => true,
+        ReportedState::Failed | ReportedState::Cancelled => !success_only,
+        ReportedState::Running | ReportedState::Abandoned => false,
     };
     if eligible { sample.duration_us } else { None }
 }
@@ -299,7 +316,7 @@ fn counted_duration(sample: &Sample, success_only: bool) -> Option<i64> {
 /// Computes the statistics of every group of targets. Samples outside the window
 /// are ignored, and so is a target with none inside it; groups come out sorted
 /// by their key.
-pub fn compute<Tz: TimeZone>(targets: &[Target], request: &StatsRequest<Tz>) -> Vec<GroupStats> {
+pub fn compute<Tz: TimeZone>(targets: &[Series], request: &StatsRequest<Tz>) -> Vec<GroupStats> {
     // Each group: its key, and the in-window samples of each of its targets.
     let mut groups: Vec<(GroupKey<'_>, Vec<Vec<&Sample>>)> = Vec::new();
     let mut index: HashMap<GroupKey<'_>, usize> = HashMap::new();
@@ -330,9 +347,9 @@ pub fn compute<Tz: TimeZone>(targets: &[Target], request: &StatsRequest<Tz>) -> 
             let members: Vec<&Sample> = per_target.iter().flatten().copied().collect();
             let count = |outcome| members.iter().filter(|s| s.outcome == outcome).count();
             let (succeeded, failed, cancelled) = (
-                count(Outcome::Succeeded),
-                count(Outcome::Failed),
-                count(Outcome::Cancelled),
+                count(ReportedState::Succeeded),
+                count(ReportedState::Failed),
+                count(ReportedState::Cancelled),
             );
             let finished = succeeded + failed + cancelled;
             let mut durations: Vec<i64> = members
@@ -351,8 +368,8 @@ pub fn compute<Tz: TimeZone>(targets: &[Target], request: &StatsRequest<Tz>) -> 
                 succeeded,
                 failed,
                 cancelled,
-                abandoned: count(Outcome::Abandoned),
-                running: count(Outcome::Running),
+                abandoned: count(ReportedState::Abandoned),
+                running: count(ReportedState::Running),
                 success_rate: ratio(succeeded, finished),
                 duration_seconds: DurationSummary::of(&mut durations),
                 deploys_per_day: members.len() as f64 / window_days,
@@ -389,7 +406,7 @@ mod tests {
         assert!(s.mean.is_none() && s.median.is_none() && s.stddev.is_none());
     }
 
-    fn sample(outcome: Outcome, finished_s: i64) -> Sample {
+    fn sample(outcome: ReportedState, finished_s: i64) -> Sample {
         Sample {
             outcome,
             finished_at: Some(finished_s * 1_000_000),
@@ -401,14 +418,14 @@ mod tests {
     #[test]
     fn restore_time_counts_a_failure_streak_once() {
         let samples = [
-            sample(Outcome::Failed, 100),
-            sample(Outcome::Failed, 150),
-            sample(Outcome::Succeeded, 400),
-            sample(Outcome::Succeeded, 500),
-            sample(Outcome::Failed, 600),
-            sample(Outcome::Cancelled, 650),
-            sample(Outcome::Succeeded, 700),
-            sample(Outcome::Failed, 900),
+            sample(ReportedState::Failed, 100),
+            sample(ReportedState::Failed, 150),
+            sample(ReportedState::Succeeded, 400),
+            sample(ReportedState::Succeeded, 500),
+            sample(ReportedState::Failed, 600),
+            sample(ReportedState::Cancelled, 650),
+            sample(ReportedState::Succeeded, 700),
+            sample(ReportedState::Failed, 900),
         ];
         let refs: Vec<&Sample> = samples.iter().collect();
         assert_eq!(restore_times(&refs), vec![300_000_000, 100_000_000]);

@@ -41,6 +41,54 @@ pub fn micros_to_seconds(micros: i64) -> f64 {
     (micros / 1_000_000) as f64 + (micros % 1_000_000) as f64 / 1e6
 }
 
+/// Serde for instants in the API's one format: RFC 3339 with microseconds and a
+/// `Z` when written; any RFC 3339 date-time with an offset when read.
+pub mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::format_rfc3339(*at))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.to_utc())
+            .map_err(serde::de::Error::custom)
+    }
+
+    /// The same for an optional instant (`null` when absent).
+    pub mod option {
+        use chrono::{DateTime, Utc};
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(
+            at: &Option<DateTime<Utc>>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match at {
+                Some(at) => super::serialize(at, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            let text = Option::<std::borrow::Cow<str>>::deserialize(deserializer)?;
+            text.map(|text| {
+                DateTime::parse_from_rfc3339(&text)
+                    .map(|at| at.to_utc())
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,12 +1,13 @@
 //! Property tests of the pairing rules: random sequences of starts and finishes are
-//! applied to an in-memory ledger the way the server applies them, and the
+//! applied to an in-memory ledger the way the server applies them (the domain
+//! names the target, the ledger looks it up, the domain pairs), and the
 //! invariants every store must keep are checked after each step.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of a test binary: a panic is a failed test
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use deploytime_core::deployment::pair;
+use deploytime_core::pairing::{Target, pair, target};
 use deploytime_core::{Deployment, DeploymentState, EventInput, NewEvent, Pairing, PairingError};
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -62,7 +63,7 @@ impl Ledger {
     }
 
     /// The most recent running deployment, by start time then insertion order:
-    /// the rule the stores implement in SQL.
+    /// `Target::LatestRunning` looked up as the stores look it up in SQL.
     fn latest_running(&self, event: &NewEvent) -> Option<&Deployment> {
         self.deployments
             .iter()
@@ -72,17 +73,22 @@ impl Ledger {
                     && d.component == event.component
                     && d.environment == event.environment
             })
-            .max_by_key(|(i, d)| (d.started_at, *i))
+            .max_by_key(|(i, d)| (d.started_at(), *i))
             .map(|(_, d)| d)
     }
 
+    /// Looks up what the domain says the event targets.
+    fn look_up(&self, event: &NewEvent) -> Option<Deployment> {
+        match target(event) {
+            Target::Named(id) => self.by_id(id).cloned(),
+            Target::LatestRunning { .. } => self.latest_running(event).cloned(),
+            Target::Nothing => None,
+        }
+    }
+
     fn apply(&mut self, event: &NewEvent) -> Result<Pairing, PairingError> {
-        let target = match (event.deployment_id, event.kind.phase()) {
-            (Some(id), _) => self.by_id(id).cloned(),
-            (None, deploytime_core::Phase::Finish) => self.latest_running(event).cloned(),
-            (None, deploytime_core::Phase::Start) => None,
-        };
-        let pairing = pair(event, target, Uuid::new_v4())?;
+        let found = self.look_up(event);
+        let pairing = pair(event, found, Uuid::new_v4())?;
         match &pairing {
             Pairing::Insert(d) => {
                 self.ids.push(d.id);
@@ -157,13 +163,13 @@ proptest! {
                 }
                 Ok(Pairing::Update { before, after }) => {
                     if let Some(id) = expected_target { prop_assert_eq!(before.id, id); }
-                    prop_assert!(!finals_before.contains_key(&before.id) || before.started_at.is_none(),
+                    prop_assert!(!finals_before.contains_key(&before.id) || before.started_at().is_none(),
                         "only a start may join a finished deployment, and only one without a start");
                     prop_assert_eq!(before.id, after.id);
                 }
                 Err(PairingError::AlreadyFinished { id, .. }) => prop_assert!(finals_before.contains_key(&id)),
                 Err(PairingError::AlreadyStarted { id, .. }) => {
-                    prop_assert!(ledger.by_id(id).and_then(|d| d.started_at).is_some());
+                    prop_assert!(ledger.by_id(id).and_then(|d| d.started_at()).is_some());
                 }
                 Err(PairingError::FinishBeforeStart { started_at, finished_at, .. }) => {
                     prop_assert!(finished_at < started_at);
@@ -174,16 +180,16 @@ proptest! {
             }
             prop_assert_eq!(ledger.deployments.len(), inserts);
             for d in &ledger.deployments {
-                prop_assert!(d.started_at.is_some() || d.finished_at.is_some());
-                prop_assert_eq!(d.state.is_final(), d.finished_at.is_some());
-                prop_assert_eq!(d.status.is_some(), d.finished_at.is_some());
+                prop_assert!(d.started_at().is_some() || d.finished_at().is_some());
+                prop_assert_eq!(d.state.is_final(), d.finished_at().is_some());
+                prop_assert_eq!(d.status.is_some(), d.finished_at().is_some());
                 if let Some(seconds) = d.duration_seconds() {
                     prop_assert!(seconds >= 0.0);
-                    let (s, f) = (d.started_at.unwrap(), d.finished_at.unwrap());
+                    let (s, f) = (d.started_at().unwrap(), d.finished_at().unwrap());
                     prop_assert_eq!(seconds, (f - s).num_microseconds().unwrap() as f64 / 1e6);
                 }
                 // Once both ends are known a deployment never changes again.
-                if let Some(old) = finals_before.get(&d.id) && old.started_at.is_some() {
+                if let Some(old) = finals_before.get(&d.id) && old.started_at().is_some() {
                     prop_assert_eq!(old, d);
                 }
             }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use deploytime_core::EventInput;
-use deploytime_server::auth::Credential;
-use deploytime_server::db::{Database, DatabaseUrl};
+use deploytime_core::access::Credential;
+use deploytime_server::db::{Database, DatabaseUrl, DbLimits};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -22,7 +22,13 @@ async fn main() -> anyhow::Result<()> {
     let concurrency: u64 = args.get(2).ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
     let seconds: u64 = args.get(3).ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
     let pool: u32 = args.get(4).map(|p| p.parse()).transpose()?.unwrap_or(8);
-    let db = Database::open(&url, pool)?;
+    let db = Database::open(
+        &url,
+        DbLimits {
+            pool_size: pool,
+            ..DbLimits::DEFAULT
+        },
+    )?;
     let stored = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -56,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
                         continue;
                     };
                     match db.store(event, now, Credential::Anonymous).await {
-                        Ok(Ok(_)) => stored.fetch_add(1, Ordering::Relaxed),
+                        Ok(_) => stored.fetch_add(1, Ordering::Relaxed),
                         _ => failed.fetch_add(1, Ordering::Relaxed),
                     };
                 }

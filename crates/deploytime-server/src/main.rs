@@ -1,13 +1,18 @@
-//! The `deploytime-server` binary: parse the command line, then serve or migrate.
+//! The `deploytime-server` binary: parse the command line, then serve, migrate,
+//! seed or manage tokens.
+
+mod cli;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use deploytime_server::auth::Secret;
-use deploytime_server::config::{Cli, Command, LogFormat, ServeArgs, Settings, TokenCommand};
+use deploytime_server::access::{Secret, tokens};
 use deploytime_server::db::{self, DatabaseUrl};
+use deploytime_server::settings::Settings;
 use deploytime_server::startup::Application;
-use deploytime_server::telemetry;
+use deploytime_server::telemetry::{self, LogFormat};
+
+use cli::{Cli, Command, ServeArgs, TokenCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -37,8 +42,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Seed(args)) => {
             telemetry::init(LogFormat::Text);
+            let url = DatabaseUrl::parse(&args.database.database_url)?;
             let started = std::time::Instant::now();
-            let written = deploytime_server::seed::seed(&args)?;
+            let written = db::seed::seed(&url, &args.plan())?;
             eprintln!(
                 "seeded {written} deployments in {:.1}s",
                 started.elapsed().as_secs_f64()
@@ -52,7 +58,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn token(command: TokenCommand) -> anyhow::Result<()> {
-    use deploytime_server::tokens;
     telemetry::init(LogFormat::Text);
     match command {
         TokenCommand::Create {
@@ -89,14 +94,14 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    telemetry::init(args.log_format);
+    telemetry::init(args.log_format.into());
     let settings = Settings {
         bind: args.bind,
         database_url: DatabaseUrl::parse(&args.database.database_url)?,
         pool_size: args.pool_size,
         workers: args.workers,
         shutdown_timeout: args.shutdown_timeout,
-        abandon_after: args.abandon_after,
+        abandon_after: args.abandon_after.into(),
         handle_signals: true,
         allow_anonymous: args.allow_anonymous,
         // Read from the environment only: a flag would show it in `ps`.
@@ -105,8 +110,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .filter(|t| !t.is_empty())
             .map(Secret::new),
         protect_metrics: args.protect_metrics,
-        request_timeout: args.request_timeout,
-        db_timeout: args.db_timeout,
+        request_timeout: args.request_timeout.into(),
+        db_timeout: args.db_timeout.into(),
         max_db_work: args.max_db_work,
     };
     actix_web::rt::System::new().block_on(async move {

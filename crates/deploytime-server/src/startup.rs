@@ -1,5 +1,6 @@
-//! Builds the application: the same code serves production and the tests, which
-//! bind to port 0 and read back the real port.
+//! Builds the application from its settings: opens the database, decides the
+//! access policy, binds the listener and assembles the HTTP layer. The same code
+//! serves production and the tests, which bind to port 0 and read back the port.
 
 use std::net::TcpListener;
 
@@ -7,11 +8,12 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
-use crate::auth::AccessPolicy;
-use crate::config::Settings;
-use crate::db::{Database, DbError, DbLimits, SetupError};
-use crate::metrics::Metrics;
-use crate::{routes, telemetry};
+use deploytime_core::AbandonPolicy;
+
+use crate::access::AccessPolicy;
+use crate::db::{Database, DbError, SetupError};
+use crate::http::{self, HttpSettings, Metrics};
+use crate::settings::Settings;
 
 /// `DEPLOYTIME_ADMIN_TOKEN` must be at least this long: 32 hex digits are 128 bits.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
@@ -41,28 +43,6 @@ pub enum StartupError {
     WeakAdminToken,
 }
 
-/// Settings of the reports, shared by the handlers.
-#[derive(Debug, Clone)]
-pub struct Reporting {
-    /// A deployment still running after this long is reported as abandoned.
-    pub abandon_after: std::time::Duration,
-}
-
-impl Reporting {
-    /// Running deployments started before this instant (microseconds) are abandoned.
-    pub fn abandon_cutoff(&self) -> i64 {
-        let now = deploytime_core::time::to_micros(chrono::Utc::now());
-        now.saturating_sub(i64::try_from(self.abandon_after.as_micros()).unwrap_or(i64::MAX))
-    }
-}
-
-/// Limits and switches the middleware and handlers read.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub request_timeout: std::time::Duration,
-    pub protect_metrics: bool,
-}
-
 pub struct Application {
     port: u16,
     server: Server,
@@ -80,14 +60,7 @@ impl Application {
         {
             return Err(StartupError::WeakAdminToken);
         }
-        let database = Database::open_with(
-            &settings.database_url,
-            DbLimits {
-                pool_size: settings.pool_size,
-                checkout_timeout: settings.db_timeout,
-                max_in_flight: settings.max_db_work,
-            },
-        )?;
+        let database = Database::open(&settings.database_url, settings.db_limits())?;
         let bind_error = |source| StartupError::Bind {
             bind: settings.bind.clone(),
             source,
@@ -117,27 +90,23 @@ impl Application {
         ));
 
         let data = web::Data::new(database.clone());
-        let reporting = web::Data::new(Reporting {
-            abandon_after: settings.abandon_after,
-        });
-        let limits = web::Data::new(Limits {
+        let routes = HttpSettings {
+            abandon: AbandonPolicy::new(settings.abandon_after),
             request_timeout: settings.request_timeout,
             protect_metrics: settings.protect_metrics,
-        });
+        };
         let metrics = web::Data::new(
             Metrics::new(settings.database_url.backend_name()).map_err(StartupError::Metrics)?,
         );
         database.observe_commit_sizes(metrics.commit_sizes());
         let mut server = HttpServer::new(move || {
             App::new()
-                .wrap(from_fn(routes::limit_time))
-                .wrap(from_fn(telemetry::log_request))
+                .wrap(from_fn(http::limit_time))
+                .wrap(from_fn(http::log_request))
                 .app_data(data.clone())
                 .app_data(metrics.clone())
-                .app_data(reporting.clone())
                 .app_data(policy.clone())
-                .app_data(limits.clone())
-                .configure(routes::config)
+                .configure(|cfg| http::configure(cfg, &routes))
         })
         .shutdown_timeout(settings.shutdown_timeout);
         if let Some(workers) = settings.workers {

@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
-use deploytime_server::auth::{Role, Secret};
-use deploytime_server::config::Settings;
-use deploytime_server::db::DatabaseUrl;
-use deploytime_server::startup::Application;
+use deploytime_server::access::{Role, Secret};
+use deploytime_server::settings::Settings;
+use deploytime_server::testing::{RunningServer, TestDatabase, settings};
 use serde_json::Value;
 
 /// The variables a developer's or CI machine may set that would change what the
@@ -47,10 +46,9 @@ pub struct TestServer {
     http: reqwest::blocking::Client,
     /// The token the test's own reads send, when the server requires one.
     token: Option<String>,
-    database_url: DatabaseUrl,
+    database: TestDatabase,
     handle: ServerHandle,
     runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
 }
 
 impl TestServer {
@@ -64,30 +62,24 @@ impl TestServer {
     }
 
     fn start_with(admin_token: Option<&str>) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        let database = TestDatabase::create(deploytime_server::testing::Backend::Sqlite).unwrap();
         let settings = Settings {
             admin_token: admin_token.map(Secret::new),
             pool_size: 4,
             workers: Some(1),
-            shutdown_timeout: 5,
-            handle_signals: false,
-            ..Settings::new(
-                "127.0.0.1:0",
-                DatabaseUrl::Sqlite(dir.path().join("deploytime.db")),
-            )
+            ..settings(&database.url)
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        let app = {
+        let server = {
             let _context = runtime.enter();
-            Application::build(&settings).expect("the server starts")
+            RunningServer::start(&settings).expect("the server starts")
         };
-        let url = format!("http://127.0.0.1:{}", app.port());
-        let handle = app.handle();
-        runtime.spawn(app.run_until_stopped());
+        let url = server.url.clone();
+        let handle = server.handle();
         TestServer {
             url,
             http: reqwest::blocking::Client::builder()
@@ -95,17 +87,16 @@ impl TestServer {
                 .build()
                 .unwrap(),
             token: admin_token.map(str::to_owned),
-            database_url: settings.database_url.clone(),
+            database,
             handle,
             runtime,
-            _dir: dir,
         }
     }
 
     /// Creates a token with this role, limited to `scope` (`component=api`...).
     pub fn create_token(&self, name: &str, role: Role, scope: &[&str]) -> String {
         let scope: Vec<String> = scope.iter().map(|s| (*s).to_owned()).collect();
-        deploytime_server::tokens::create(&self.database_url, name, role, &scope).unwrap()
+        deploytime_server::access::tokens::create(&self.database.url, name, role, &scope).unwrap()
     }
 
     pub fn get(&self, path: &str) -> Value {

@@ -343,7 +343,7 @@ fn an_event_outside_the_tokens_scope_is_kept_without_holding_back_the_others() {
     );
     let api_only = server.create_token(
         "api-deployer",
-        deploytime_server::auth::Role::Ingest,
+        deploytime_server::access::Role::Ingest,
         &["component=api"],
     );
     let spool = TestSpool::new();

@@ -1,32 +1,21 @@
-//! Group commit of store calls: concurrent store calls share one transaction, so
-//! one flush to disk acknowledges many events.
-//!
-//! A committed transaction costs a flush of the database's log (MariaDB with
-//! `innodb_flush_log_at_trx_commit=1`, SQLite with `synchronous=FULL`), and at a
-//! burst of store calls that flush, not the work of each event, is the limit.
-//! Each store call therefore becomes a job on a queue; a committer thread takes
-//! the jobs waiting (up to a bound, see [`GroupCommit::start`]), checks each
-//! caller's token against the tokens as they are now, applies the events in
-//! one transaction (a refused one alone is rolled back, see [`store_batch`]),
-//! commits, and only then answers them. Durability is unchanged: no event is
-//! acknowledged before the
-//! commit that contains it has been flushed, and when that commit fails every
-//! event of it is answered 503 (the caller retries with the same event id).
-//!
-//! There is no timer: a job that finds a committer idle is committed at once, so
-//! a lone call pays nothing for this; batches form only from the calls that
-//! arrive while a commit is in flight.
+//! Group commit: concurrent store calls share one transaction, so one flush to
+//! disk acknowledges many events. Each call is a job on a queue; a committer
+//! thread takes the jobs waiting, checks each caller against the tokens as they
+//! are now, stores them in one transaction and answers them once it is
+//! committed. See docs/architecture.md ("Group commit").
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 use chrono::{DateTime, Utc};
 use deploytime_core::NewEvent;
+use deploytime_core::access::{Credential, admit_event, identify};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
+use super::error::DbError;
+use super::pool::Pool;
 use super::store::{StoreError, Stored, store_batch};
-use super::{DbError, Pool};
-use crate::auth::{Credential, TokenCache};
+use super::tokens::TokenCache;
 
 /// Most events in one transaction with a single committer: enough to absorb a
 /// burst of every connection of a busy server, few enough that one
@@ -34,10 +23,10 @@ use crate::auth::{Credential, TokenCache};
 pub const MAX_BATCH: usize = 128;
 
 /// What a store call is answered with.
-pub type StoreOutcome = Result<Result<Stored, StoreError>, DbError>;
+pub(crate) type StoreOutcome = Result<Stored, StoreError>;
 
 /// One store call waiting for a commit.
-pub struct Job {
+pub(crate) struct Job {
     pub event: NewEvent,
     pub received_at: DateTime<Utc>,
     /// Checked against the tokens as they are when the job's commit runs.
@@ -45,13 +34,13 @@ pub struct Job {
     /// Set when the caller has gone before the job ran: it is then skipped.
     pub abandoned: Arc<AtomicBool>,
     /// Held until the job is answered, so in-flight work stays bounded.
-    pub permit: OwnedSemaphorePermit,
+    pub _permit: OwnedSemaphorePermit,
     pub reply: oneshot::Sender<StoreOutcome>,
 }
 
 /// The queue in front of the committer threads.
 #[derive(Clone)]
-pub struct GroupCommit {
+pub(crate) struct GroupCommit {
     sender: mpsc::Sender<Job>,
     batch_sizes: Arc<OnceLock<prometheus::Histogram>>,
 }
@@ -94,9 +83,7 @@ impl GroupCommit {
 
     /// Queues a job; fails only when no committer is left to take it.
     pub fn submit(&self, job: Job) -> Result<(), DbError> {
-        self.sender
-            .send(job)
-            .map_err(|_| DbError::Unavailable("the database writer has stopped".into()))
+        self.sender.send(job).map_err(|_| DbError::WorkerGone)
     }
 
     /// Records the number of events of each commit in `histogram` from now on.
@@ -161,16 +148,13 @@ impl Committer {
         };
         let mut admitted = Vec::with_capacity(batch.len());
         for job in batch {
-            let event = &job.event;
-            match tokens.admit_event(
-                &job.credential,
-                event.component.as_str(),
-                event.environment.as_str(),
-            ) {
+            match identify(&job.credential, tokens.as_ref())
+                .and_then(|caller| admit_event(&caller, &job.event))
+            {
                 Ok(()) => admitted.push(job),
                 // A caller that has gone needs no answer.
                 Err(denied) => {
-                    let _ = job.reply.send(Ok(Err(StoreError::Denied(denied))));
+                    let _ = job.reply.send(Err(StoreError::Denied(denied)));
                 }
             }
         }
@@ -192,7 +176,7 @@ impl Committer {
                 for (job, result) in batch.into_iter().zip(results) {
                     // The caller may have gone meanwhile; its event is stored and
                     // a retry with the same event id gets this answer again.
-                    let _ = job.reply.send(Ok(result));
+                    let _ = job.reply.send(result);
                 }
             }
             Err(e) => {
@@ -207,6 +191,6 @@ impl Committer {
 fn refuse_all(batch: Vec<Job>, error: DbError) {
     for job in batch {
         // A caller that has gone needs no answer.
-        let _ = job.reply.send(Err(error.clone()));
+        let _ = job.reply.send(Err(StoreError::Database(error.clone())));
     }
 }

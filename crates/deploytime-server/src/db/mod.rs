@@ -1,17 +1,19 @@
-//! Persistence: the connection manager, migrations, the pool, and the queries.
-//!
-//! Error policy: queries return diesel's `QueryResult`; [`Database`] runs them on a
-//! blocking thread and turns pool and database failures into
-//! [`DbError::Unavailable`], which the API answers with 503. A database failure is
-//! never reported as success.
+//! The data layer: the connection manager, migrations, the pool, the queries,
+//! the store call's transaction and its group commit. It persists what the
+//! domain decides and imports nothing from the layers above it (access, HTTP,
+//! start-up). [`Database`] is its one entry point for the rest of the server.
 
-pub mod connection;
-pub mod group_commit;
-pub mod models;
-pub mod queries;
-pub mod schema;
-pub mod store;
-pub mod tokens;
+mod connection;
+mod error;
+mod group_commit;
+mod migrations;
+mod models;
+mod pool;
+pub(crate) mod queries;
+mod schema;
+pub mod seed;
+mod store;
+pub(crate) mod tokens;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,109 +21,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deploytime_core::NewEvent;
+use deploytime_core::access::Credential;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use group_commit::{GroupCommit, Job, StoreOutcome};
+use group_commit::{GroupCommit, Job};
 
-use crate::auth::{Credential, TokenCache};
-
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-
-pub use connection::{DatabaseUrl, DbConnection, DbConnectionManager};
-
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
-#[cfg(feature = "mysql")]
-const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/mysql");
-
-pub type Pool = r2d2::Pool<DbConnectionManager>;
-
-/// Why the database could not be prepared at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    #[error("cannot connect to {url}: {source}")]
-    Connect {
-        url: DatabaseUrl,
-        source: diesel::ConnectionError,
-    },
-    #[error("cannot run the migrations on {url}: {message}")]
-    Migrate { url: DatabaseUrl, message: String },
-    #[error("cannot create the connection pool for {url}: {source}")]
-    Pool {
-        url: DatabaseUrl,
-        source: r2d2::Error,
-    },
-    #[error("cannot start the database writer threads: {0}")]
-    Writers(std::io::Error),
-}
-
-/// A failure to reach the database or to complete a query.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum DbError {
-    #[error("the database is unavailable: {0}")]
-    Unavailable(String),
-    #[error("the server is busy: {0} database calls are already in flight")]
-    Busy(usize),
-    #[error("the request was abandoned before its database call ran")]
-    Abandoned,
-}
-
-impl From<r2d2::Error> for DbError {
-    fn from(e: r2d2::Error) -> Self {
-        DbError::Unavailable(e.to_string())
-    }
-}
-
-impl From<diesel::result::Error> for DbError {
-    fn from(e: diesel::result::Error) -> Self {
-        DbError::Unavailable(e.to_string())
-    }
-}
-
-/// Runs the pending migrations of the connection's backend.
-pub fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, String> {
-    let applied = match conn {
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
-        #[cfg(feature = "mysql")]
-        DbConnection::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS),
-    }
-    .map_err(|e| e.to_string())?;
-    Ok(applied.iter().map(ToString::to_string).collect())
-}
-
-/// Connects once (so that a wrong password or an unknown database is reported
-/// with the database's own words), applies the migrations, and returns the
-/// migrations it applied.
-pub fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, SetupError> {
-    let mut conn = url.establish().map_err(|source| SetupError::Connect {
-        url: url.clone(),
-        source,
-    })?;
-    run_migrations(&mut conn).map_err(|message| SetupError::Migrate {
-        url: url.clone(),
-        message,
-    })
-}
-
-/// How much database work the server takes on, and how long it waits for it.
-#[derive(Debug, Clone, Copy)]
-pub struct DbLimits {
-    pub pool_size: u32,
-    /// Longest wait for a pooled connection: an unreachable database is reported
-    /// (503) after this long instead of holding requests.
-    pub checkout_timeout: Duration,
-    /// Database calls in flight at most, running or waiting for a connection.
-    pub max_in_flight: usize,
-}
-
-impl DbLimits {
-    pub fn new(pool_size: u32) -> Self {
-        DbLimits {
-            pool_size,
-            checkout_timeout: Duration::from_secs(2),
-            max_in_flight: 128,
-        }
-    }
-}
+pub use connection::{DatabaseUrl, DatabaseUrlError, DbConnection};
+pub use error::{DbError, DbErrorClass, SetupError};
+pub use migrations::migrate;
+pub use pool::DbLimits;
+pub use store::{StoreError, Stored};
+pub use tokens::{StoredToken, TokenCache};
 
 /// Set when the request that wanted a database call has gone (timed out, client
 /// hung up): a call that has not started yet is then skipped, so that a request
@@ -139,7 +49,7 @@ impl Drop for AbandonOnDrop {
 /// The pool and what it needs to be used safely.
 #[derive(Clone)]
 pub struct Database {
-    pool: Pool,
+    pool: pool::Pool,
     url: DatabaseUrl,
     limits: DbLimits,
     /// Bounds the database calls in flight; when none is left the call is refused
@@ -157,12 +67,8 @@ pub struct Database {
 /// How many transactions of store calls are in flight at once, and how many
 /// calls each takes at most. SQLite has one writer, which takes every call
 /// waiting. MySQL gains from a second committer applying the next batch while
-/// the first waits for its flush, and little from more (they would contend for
-/// the same rows, the pool's connections and the CPU); there a batch is bounded
-/// so that a burst is shared between the two. Measured with `bench/store.sh`'s
-/// load at 64 connections on MariaDB (BENCHMARKS.md): batches of at most 16, 24,
-/// 32, 48 and 128 gave p99s of 19, 19–23, 17–21, 22–24 and 28 ms; three
-/// committers 23–25 ms, four 40–45 ms.
+/// the first waits for its flush, and little from more; there a batch is bounded
+/// so that a burst is shared between the two (measurements in BENCHMARKS.md).
 fn committers(url: &DatabaseUrl, pool_size: u32) -> (usize, usize) {
     match url {
         DatabaseUrl::Sqlite(_) => (1, group_commit::MAX_BATCH),
@@ -179,27 +85,14 @@ fn committers(url: &DatabaseUrl, pool_size: u32) -> (usize, usize) {
 }
 
 impl Database {
-    /// Migrates, then builds the pool with the default limits.
-    pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Self, SetupError> {
-        Self::open_with(url, DbLimits::new(pool_size))
-    }
-
-    /// Migrates, then builds the pool. Runs before the server accepts traffic.
-    pub fn open_with(url: &DatabaseUrl, limits: DbLimits) -> Result<Self, SetupError> {
+    /// Migrates, then builds the pool and starts the committers. Runs before the
+    /// server accepts traffic.
+    pub fn open(url: &DatabaseUrl, limits: DbLimits) -> Result<Self, SetupError> {
         let applied = migrate(url)?;
         for migration in &applied {
             tracing::info!(%migration, "applied migration");
         }
-        let pool = r2d2::Pool::builder()
-            .max_size(limits.pool_size.max(1))
-            .min_idle(Some(1))
-            .connection_timeout(limits.checkout_timeout.max(Duration::from_millis(10)))
-            .error_handler(Box::new(LogPoolErrors))
-            .build(DbConnectionManager::new(url.clone()))
-            .map_err(|source| SetupError::Pool {
-                url: url.clone(),
-                source,
-            })?;
+        let pool = pool::build(url, &limits)?;
         let write_turn = matches!(url, DatabaseUrl::Sqlite(_)).then(|| Arc::new(Mutex::new(())));
         let tokens = TokenCache::default();
         let (committers, max_batch) = committers(url, limits.pool_size);
@@ -222,13 +115,28 @@ impl Database {
         })
     }
 
-    /// The in-memory copy of the stored tokens (see `auth`).
+    /// The in-memory copy of the stored tokens.
     pub fn tokens(&self) -> &TokenCache {
         &self.tokens
     }
 
     pub fn limits(&self) -> DbLimits {
         self.limits
+    }
+
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// The pool's connections now: open, and idle among them.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &pool::Pool {
+        &self.pool
     }
 
     /// Waits until no database call is in flight, including calls whose request
@@ -254,31 +162,21 @@ impl Database {
         Ok(tokens::any_token(&mut conn)?)
     }
 
-    pub fn url(&self) -> &DatabaseUrl {
-        &self.url
-    }
-
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
     /// Runs read-only work on a blocking thread with a pooled connection.
-    pub async fn read<T, E, F>(&self, work: F) -> Result<Result<T, E>, DbError>
+    pub async fn read<T, F>(&self, work: F) -> Result<T, DbError>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
         T: Send + 'static,
-        E: Send + 'static,
     {
         self.run(None, work).await
     }
 
     /// Runs writing work on a blocking thread, taking turns with other writers on
     /// SQLite.
-    pub async fn write<T, E, F>(&self, work: F) -> Result<Result<T, E>, DbError>
+    pub async fn write<T, F>(&self, work: F) -> Result<T, DbError>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
         T: Send + 'static,
-        E: Send + 'static,
     {
         self.run(self.write_turn.clone(), work).await
     }
@@ -298,19 +196,14 @@ impl Database {
         Ok((permit, abandoned, on_drop))
     }
 
-    async fn run<T, E, F>(
-        &self,
-        turn: Option<Arc<Mutex<()>>>,
-        work: F,
-    ) -> Result<Result<T, E>, DbError>
+    async fn run<T, F>(&self, turn: Option<Arc<Mutex<()>>>, work: F) -> Result<T, DbError>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
         T: Send + 'static,
-        E: Send + 'static,
     {
         let (permit, abandoned, mut on_drop) = self.admit()?;
         let pool = self.pool.clone();
-        let result = actix_web::web::block(move || {
+        let result = tokio::task::spawn_blocking(move || {
             // The permit travels with the work: it is released when the work is
             // done, even if the request has been answered already.
             let _permit = permit;
@@ -327,24 +220,24 @@ impl Database {
             if abandoned.load(Ordering::SeqCst) {
                 return Err(DbError::Abandoned);
             }
-            Ok(work(&mut conn))
+            Ok(work(&mut conn)?)
         })
         .await
-        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        .map_err(|_| DbError::WorkerGone)?;
         on_drop.0 = None;
         result
     }
 
     /// Stores a validated event, in a transaction shared with the store calls
-    /// that arrive meanwhile (see [`group_commit`]), if `credential` may record
-    /// it by the tokens as they are when that transaction runs. Answers once
-    /// the transaction holding the event is committed.
+    /// that arrive meanwhile (group commit), if `credential` may record it by
+    /// the tokens as they are when that transaction runs. Answers once the
+    /// transaction holding the event is committed.
     pub async fn store(
         &self,
         event: NewEvent,
         received_at: DateTime<Utc>,
         credential: Credential,
-    ) -> StoreOutcome {
+    ) -> Result<Stored, StoreError> {
         let (permit, abandoned, mut on_drop) = self.admit()?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.group_commit.submit(Job {
@@ -352,12 +245,10 @@ impl Database {
             received_at,
             credential,
             abandoned,
-            permit,
+            _permit: permit,
             reply,
         })?;
-        let outcome = answer.await.map_err(|_| {
-            DbError::Unavailable("the database writer stopped before storing the event".into())
-        })?;
+        let outcome = answer.await.map_err(|_| DbError::WorkerGone)?;
         on_drop.0 = None;
         outcome
     }
@@ -367,24 +258,14 @@ impl Database {
         self.group_commit.observe_batch_sizes(histogram);
     }
 
-    /// True when the database answers a trivial query within `timeout`.
+    /// Ok when the database answers a trivial query within `timeout`.
     pub async fn is_ready(&self, timeout: Duration) -> Result<(), DbError> {
         let pool = self.pool.clone();
-        actix_web::web::block(move || {
+        tokio::task::spawn_blocking(move || {
             let mut conn = pool.get_timeout(timeout)?;
-            queries::ping(&mut conn).map_err(DbError::from)
+            Ok(queries::ping(&mut conn)?)
         })
         .await
-        .map_err(|e| DbError::Unavailable(e.to_string()))?
-    }
-}
-
-/// Pool errors go to the log, through tracing like everything else.
-#[derive(Debug)]
-struct LogPoolErrors;
-
-impl<E: std::fmt::Display> r2d2::HandleError<E> for LogPoolErrors {
-    fn handle_error(&self, error: E) {
-        tracing::warn!(%error, "database connection failed");
+        .map_err(|_| DbError::WorkerGone)?
     }
 }

@@ -1,15 +1,22 @@
-//! Stored API tokens, by the hash of each token. Tokens are only ever inserted
-//! (`token create`) and deleted (`token revoke`), never changed in place; that
-//! is what lets [`fingerprint`] tell whether any of them changed.
+//! Stored API tokens, by the digest of each token, and the server's in-memory
+//! copy of them ([`TokenCache`]). Tokens are only ever inserted and deleted,
+//! never changed in place; that is what lets [`TokensFingerprint`] tell
+//! whether any of them changed (docs/architecture.md, "Who may store an event?").
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use deploytime_core::access::{Caller, Role, Scope, TokenDigest, TokenLookup};
+use deploytime_core::{Component, Environment};
 use diesel::prelude::*;
 
-use super::DbConnection;
+use super::connection::DbConnection;
+use super::models::CorruptRow;
 use super::schema::tokens;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = tokens)]
-pub struct TokenRow {
+pub(crate) struct TokenRow {
     pub name: String,
     pub role: String,
     /// Hex SHA-256 of the token.
@@ -21,33 +28,109 @@ pub struct TokenRow {
     pub created_at: i64,
 }
 
-pub fn insert_token(conn: &mut DbConnection, row: &TokenRow) -> QueryResult<usize> {
+/// A stored token as an operator sees it: never the token, never its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    pub name: String,
+    pub role: Role,
+    pub scope: Scope,
+    /// Microseconds since the epoch.
+    pub created_at: i64,
+}
+
+impl TokenRow {
+    pub fn new(
+        name: &str,
+        digest: &TokenDigest,
+        role: Role,
+        scope: &Scope,
+        created_at: i64,
+    ) -> Self {
+        let names =
+            |names: Vec<&str>| serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
+        TokenRow {
+            name: name.to_owned(),
+            role: role.as_str().to_owned(),
+            token_hash: digest.to_hex(),
+            scope_components: names(scope.components.iter().map(Component::as_str).collect()),
+            scope_environments: names(scope.environments.iter().map(Environment::as_str).collect()),
+            created_at,
+        }
+    }
+
+    fn into_stored(self) -> Result<StoredToken, CorruptRow> {
+        let corrupt = |reason: &str| CorruptRow {
+            what: "token",
+            id: self.name.clone(),
+            reason: reason.to_owned(),
+        };
+        let role = Role::parse(&self.role).ok_or_else(|| corrupt("role"))?;
+        let components: Vec<Component> =
+            serde_json::from_str(&self.scope_components).map_err(|_| corrupt("scope"))?;
+        let environments: Vec<Environment> =
+            serde_json::from_str(&self.scope_environments).map_err(|_| corrupt("scope"))?;
+        Ok(StoredToken {
+            name: self.name,
+            role,
+            scope: Scope {
+                components,
+                environments,
+            },
+            created_at: self.created_at,
+        })
+    }
+}
+
+impl StoredToken {
+    fn into_caller(self) -> Caller {
+        Caller {
+            name: self.name,
+            role: self.role,
+            scope: self.scope,
+        }
+    }
+}
+
+pub(crate) fn insert_token(conn: &mut DbConnection, row: &TokenRow) -> QueryResult<usize> {
     diesel::insert_into(tokens::table).values(row).execute(conn)
 }
 
 /// Every token, oldest first.
-pub fn list_tokens(conn: &mut DbConnection) -> QueryResult<Vec<TokenRow>> {
+pub(crate) fn list_tokens(conn: &mut DbConnection) -> QueryResult<Vec<StoredToken>> {
     tokens::table
         .order(tokens::seq.asc())
         .select(TokenRow::as_select())
-        .load(conn)
+        .load::<TokenRow>(conn)?
+        .into_iter()
+        .map(|row| row.into_stored().map_err(Into::into))
+        .collect()
 }
 
 /// Removes the token called `name`; returns how many were removed (0 or 1).
-pub fn delete_token(conn: &mut DbConnection, name: &str) -> QueryResult<usize> {
+pub(crate) fn delete_token(conn: &mut DbConnection, name: &str) -> QueryResult<usize> {
     diesel::delete(tokens::table.filter(tokens::name.eq(name))).execute(conn)
 }
 
-pub fn find_token_by_hash(conn: &mut DbConnection, hash: &str) -> QueryResult<Option<TokenRow>> {
+/// Who holds the token with this digest, if it is stored.
+pub(crate) fn find_caller(
+    conn: &mut DbConnection,
+    digest: &TokenDigest,
+) -> QueryResult<Option<Caller>> {
     tokens::table
-        .filter(tokens::token_hash.eq(hash))
+        .filter(tokens::token_hash.eq(digest.to_hex()))
         .select(TokenRow::as_select())
-        .first(conn)
-        .optional()
+        .first::<TokenRow>(conn)
+        .optional()?
+        .map(|row| {
+            row.into_stored()
+                .map(StoredToken::into_caller)
+                .map_err(Into::into)
+        })
+        .transpose()
 }
 
 /// Whether any token exists: with none, a loopback server accepts anonymous calls.
-pub fn any_token(conn: &mut DbConnection) -> QueryResult<bool> {
+pub(crate) fn any_token(conn: &mut DbConnection) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(tokens::table.select(tokens::seq))).get_result(conn)
 }
 
@@ -57,22 +140,99 @@ pub fn any_token(conn: &mut DbConnection) -> QueryResult<bool> {
 /// restarts since MariaDB 10.2.4 and MySQL 8.0), so it raises the highest; a
 /// revocation without a creation lowers the count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokensFingerprint {
+pub(crate) struct TokensFingerprint {
     count: i64,
     highest_seq: Option<i64>,
 }
 
-impl TokensFingerprint {
-    /// True when no token exists.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-}
-
 /// The tokens' [`TokensFingerprint`], from the primary key alone.
-pub fn fingerprint(conn: &mut DbConnection) -> QueryResult<TokensFingerprint> {
+fn fingerprint(conn: &mut DbConnection) -> QueryResult<TokensFingerprint> {
     let (count, highest_seq) = tokens::table
         .select((diesel::dsl::count_star(), diesel::dsl::max(tokens::seq)))
         .get_result::<(i64, Option<i64>)>(conn)?;
     Ok(TokensFingerprint { count, highest_seq })
+}
+
+/// The stored tokens as they were when read, by digest.
+#[derive(Debug)]
+pub struct TokenSnapshot {
+    fingerprint: TokensFingerprint,
+    callers: HashMap<TokenDigest, Caller>,
+}
+
+impl TokenSnapshot {
+    fn read(conn: &mut DbConnection, fingerprint: TokensFingerprint) -> QueryResult<Self> {
+        let rows: Vec<TokenRow> = tokens::table
+            .order(tokens::seq.asc())
+            .select(TokenRow::as_select())
+            .load(conn)?;
+        let callers = rows
+            .into_iter()
+            .filter_map(|row| {
+                let name = row.name.clone();
+                let Some(digest) = TokenDigest::from_hex(&row.token_hash) else {
+                    tracing::error!(token = %name, "unreadable stored token: hash");
+                    return None;
+                };
+                // An unreadable token admits no one.
+                match row.into_stored() {
+                    Ok(stored) => Some((digest, stored.into_caller())),
+                    Err(e) => {
+                        tracing::error!(token = %name, error = %e, "unreadable stored token");
+                        None
+                    }
+                }
+            })
+            .collect();
+        Ok(TokenSnapshot {
+            fingerprint,
+            callers,
+        })
+    }
+}
+
+impl TokenLookup for TokenSnapshot {
+    fn is_empty(&self) -> bool {
+        self.fingerprint.count == 0
+    }
+
+    fn find(&self, digest: &TokenDigest) -> Option<Caller> {
+        self.callers.get(digest).cloned()
+    }
+}
+
+/// The server's in-memory copy of the stored tokens, shared by the access
+/// check of store calls and the group commit that checks them again.
+#[derive(Clone, Default)]
+pub struct TokenCache(Arc<RwLock<Option<Arc<TokenSnapshot>>>>);
+
+impl TokenCache {
+    /// The copy last read, if any; it may be behind the database.
+    pub fn current(&self) -> Option<Arc<TokenSnapshot>> {
+        // A poisoned lock only means a writer panicked between two whole
+        // assignments; the value is intact.
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The tokens as they are now: one small query, and a reload of the tokens
+    /// only when one was created or revoked since the last reading.
+    pub(crate) fn refresh(&self, conn: &mut DbConnection) -> QueryResult<Arc<TokenSnapshot>> {
+        let fingerprint = fingerprint(conn)?;
+        if let Some(current) = self.current()
+            && current.fingerprint == fingerprint
+        {
+            return Ok(current);
+        }
+        // Read after the fingerprint: a change in between makes the next
+        // refresh read again, never the other way round.
+        let snapshot = Arc::new(TokenSnapshot::read(conn, fingerprint)?);
+        *self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(snapshot.clone());
+        Ok(snapshot)
+    }
 }

@@ -1,7 +1,7 @@
 //! Access control: the role matrix of every endpoint, scopes, revocation, the
 //! bootstrap admin token and the anonymous mode's rules.
 
-use deploytime_server::auth::{Role, Secret};
+use deploytime_server::access::{Role, Secret};
 use deploytime_server::startup::Application;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -313,7 +313,7 @@ async fn tokens_are_listed_without_their_secret(backend: Backend) {
         )
         .await;
     let url = app.database.url.clone();
-    let listed = tokio::task::spawn_blocking(move || deploytime_server::tokens::list(&url))
+    let listed = tokio::task::spawn_blocking(move || deploytime_server::access::tokens::list(&url))
         .await
         .unwrap()
         .unwrap();
@@ -323,26 +323,27 @@ async fn tokens_are_listed_without_their_secret(backend: Backend) {
     assert_eq!(listed[0].scope, "component=api environment=prod");
     let shown = format!("{listed:?}");
     assert!(!shown.contains(&token));
-    assert!(!shown.contains(&deploytime_server::auth::hash_token(&token)));
+    assert!(!shown.contains(&deploytime_core::access::TokenDigest::of(&token).to_hex()));
     // Names are unique; revoking an unknown name is an error.
     let url = app.database.url.clone();
     let again = tokio::task::spawn_blocking(move || {
-        deploytime_server::tokens::create(&url, "gitlab-runner", Role::Read, &[])
+        deploytime_server::access::tokens::create(&url, "gitlab-runner", Role::Read, &[])
     })
     .await
     .unwrap();
     assert!(matches!(
         again,
-        Err(deploytime_server::tokens::TokenError::NameTaken(_))
+        Err(deploytime_server::access::tokens::TokenError::NameTaken(_))
     ));
     let url = app.database.url.clone();
-    let missing =
-        tokio::task::spawn_blocking(move || deploytime_server::tokens::revoke(&url, "nobody"))
-            .await
-            .unwrap();
+    let missing = tokio::task::spawn_blocking(move || {
+        deploytime_server::access::tokens::revoke(&url, "nobody")
+    })
+    .await
+    .unwrap();
     assert!(matches!(
         missing,
-        Err(deploytime_server::tokens::TokenError::NotFound(_))
+        Err(deploytime_server::access::tokens::TokenError::NotFound(_))
     ));
 }
 
@@ -357,7 +358,7 @@ const ADMIN_TOKEN: &str = "bootstrap-admin-token-0123456789abcdef";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_admin_token_is_admin_and_ends_anonymous_mode() {
-    let app = TestApp::start_with(TestDatabase::create(Backend::Sqlite), |s| {
+    let app = TestApp::start_with(TestDatabase::create(Backend::Sqlite).unwrap(), |s| {
         s.admin_token = Some(Secret::new(ADMIN_TOKEN));
     });
     expect_unauthorized(app.get("/api/v1/deployments").await, "anonymous").await;
@@ -384,15 +385,17 @@ async fn bootstrap_admin_token_is_admin_and_ends_anonymous_mode() {
     );
     // The bootstrap token is not stored: the database holds no token.
     let url = app.database.url.clone();
-    let listed = tokio::task::spawn_blocking(move || deploytime_server::tokens::list(&url))
+    let listed = tokio::task::spawn_blocking(move || deploytime_server::access::tokens::list(&url))
         .await
         .unwrap()
         .unwrap();
     assert!(listed.is_empty());
 }
 
-fn build_error(configure: impl FnOnce(&mut deploytime_server::config::Settings)) -> Option<String> {
-    let database = TestDatabase::create(Backend::Sqlite);
+fn build_error(
+    configure: impl FnOnce(&mut deploytime_server::settings::Settings),
+) -> Option<String> {
+    let database = TestDatabase::create(Backend::Sqlite).unwrap();
     let mut settings = settings(&database.url);
     configure(&mut settings);
     match Application::build(&settings) {
@@ -433,7 +436,7 @@ async fn a_short_bootstrap_token_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protected_metrics_need_the_read_role() {
-    let app = TestApp::start_with(TestDatabase::create(Backend::Sqlite), |s| {
+    let app = TestApp::start_with(TestDatabase::create(Backend::Sqlite).unwrap(), |s| {
         s.protect_metrics = true;
     });
     let read = app.create_token("prometheus", Role::Read, &[]).await;

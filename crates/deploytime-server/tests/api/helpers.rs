@@ -1,166 +1,35 @@
 //! Starting the server for a test, and talking to it.
 
-use std::path::PathBuf;
-
-use actix_web::dev::ServerHandle;
-use deploytime_server::auth::Role;
-use deploytime_server::config::Settings;
-use deploytime_server::db::{Database, DatabaseUrl};
-use deploytime_server::startup::Application;
+use deploytime_server::access::Role;
+use deploytime_server::db::Database;
+use deploytime_server::settings::Settings;
+use deploytime_server::testing::RunningServer;
 use serde_json::Value;
-use tokio::task::JoinHandle;
 
-/// Runs the given async test functions once per backend: always on SQLite, and on
-/// MySQL when the crate is built with `--features mysql`.
-#[macro_export]
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Sqlite).await
-                }
-            )*
-        }
-        #[cfg(feature = "mysql")]
-        mod on_mysql {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::helpers::Backend::Mysql).await
-                }
-            )*
-        }
-    };
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
-    Mysql,
-}
-
-/// A database of its own for one test, removed when the test ends.
-pub struct TestDatabase {
-    pub url: DatabaseUrl,
-    _dir: Option<tempfile::TempDir>,
-    #[cfg(feature = "mysql")]
-    mysql: Option<(String, String)>,
-}
-
-/// The MySQL server tests create their databases on, from
-/// `DEPLOYTIME_TEST_MYSQL_URL` (e.g. `mysql://root@127.0.0.1:3306`).
-#[cfg(feature = "mysql")]
-pub fn mysql_admin_url() -> url::Url {
-    let raw = std::env::var("DEPLOYTIME_TEST_MYSQL_URL").expect(
-        "the mysql feature is on, so the MySQL tests run: set DEPLOYTIME_TEST_MYSQL_URL \
-         (e.g. mysql://root@127.0.0.1:3306) to a server where databases may be created",
-    );
-    url::Url::parse(&raw).expect("DEPLOYTIME_TEST_MYSQL_URL is a URL")
-}
-
-impl TestDatabase {
-    /// A SQLite database in a directory of its own, `DIR/data/deploytime.db`, so
-    /// that a test can take the directory away and bring it back.
-    pub fn sqlite_in_data_dir() -> (Self, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir(&data).unwrap();
-        let database = TestDatabase {
-            url: DatabaseUrl::Sqlite(data.join("deploytime.db")),
-            _dir: Some(dir),
-            #[cfg(feature = "mysql")]
-            mysql: None,
-        };
-        (database, data)
-    }
-
-    pub fn create(backend: Backend) -> Self {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                let path: PathBuf = dir.path().join("deploytime.db");
-                TestDatabase {
-                    url: DatabaseUrl::Sqlite(path),
-                    _dir: Some(dir),
-                    #[cfg(feature = "mysql")]
-                    mysql: None,
-                }
-            }
-            #[cfg(feature = "mysql")]
-            Backend::Mysql => {
-                use diesel::Connection;
-                use diesel::connection::SimpleConnection;
-                let admin = mysql_admin_url();
-                let name = format!("dt_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = diesel::mysql::MysqlConnection::establish(admin.as_str())
-                    .expect("connect to DEPLOYTIME_TEST_MYSQL_URL");
-                conn.batch_execute(&format!("CREATE DATABASE `{name}`"))
-                    .unwrap();
-                let mut url = admin.clone();
-                url.set_path(&format!("/{name}"));
-                TestDatabase {
-                    url: DatabaseUrl::parse(url.as_str()).unwrap(),
-                    _dir: None,
-                    mysql: Some((admin.to_string(), name)),
-                }
-            }
-            #[cfg(not(feature = "mysql"))]
-            Backend::Mysql => unreachable!("MySQL tests are compiled only with the mysql feature"),
-        }
-    }
-}
-
-#[cfg(feature = "mysql")]
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        use diesel::Connection;
-        use diesel::connection::SimpleConnection;
-        if let Some((admin, name)) = &self.mysql
-            && let Ok(mut conn) = diesel::mysql::MysqlConnection::establish(admin)
-        {
-            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}`"));
-        }
-    }
-}
+pub use deploytime_server::testing::{Backend, TestDatabase, settings};
 
 /// A running server and a client for it.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub database: TestDatabase,
-    /// The server's own pool, to hold connections or wait for its work in tests.
+    /// The server's own database handle, to hold connections or wait for its
+    /// work in tests.
     pub db: Database,
-    handle: ServerHandle,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-pub fn settings(url: &DatabaseUrl) -> Settings {
-    Settings {
-        workers: Some(2),
-        shutdown_timeout: 5,
-        handle_signals: false,
-        // The test database server is shared (other suites, benchmarks): a slow
-        // moment must not turn into a 503 that fails an unrelated test. The
-        // outage tests set their own short timeout.
-        db_timeout: std::time::Duration::from_secs(10),
-        ..Settings::new("127.0.0.1:0", url.clone())
-    }
+    server: RunningServer,
 }
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
-            deploytime_server::telemetry::init(deploytime_server::config::LogFormat::Text);
+            deploytime_server::telemetry::init(deploytime_server::telemetry::LogFormat::Text);
         }
-        Self::start(TestDatabase::create(backend))
+        Self::start(TestDatabase::create(backend).unwrap())
     }
 
     /// A server with settings of the test's choosing.
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
-        Self::start_with(TestDatabase::create(backend), configure)
+        Self::start_with(TestDatabase::create(backend).unwrap(), configure)
     }
 
     fn start(database: TestDatabase) -> TestApp {
@@ -170,18 +39,13 @@ impl TestApp {
     pub fn start_with(database: TestDatabase, configure: impl FnOnce(&mut Settings)) -> TestApp {
         let mut settings = settings(&database.url);
         configure(&mut settings);
-        let app = Application::build(&settings).expect("the server starts");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        let handle = app.handle();
-        let db = app.database().clone();
-        let task = tokio::spawn(app.run_until_stopped());
+        let server = RunningServer::start(&settings).expect("the server starts");
         TestApp {
-            address,
+            address: server.url.clone(),
             client: reqwest::Client::new(),
             database,
-            db,
-            handle,
-            task,
+            db: server.db.clone(),
+            server,
         }
     }
 
@@ -195,7 +59,7 @@ impl TestApp {
             db.read(move |_conn| {
                 let _ = entered_tx.send(());
                 let _ = release_rx.recv();
-                Ok::<_, ()>(())
+                Ok(())
             })
             .await
         });
@@ -209,7 +73,7 @@ impl TestApp {
         let name = name.to_owned();
         let scope: Vec<String> = scope.iter().map(|s| (*s).to_owned()).collect();
         tokio::task::spawn_blocking(move || {
-            deploytime_server::tokens::create(&url, &name, role, &scope)
+            deploytime_server::access::tokens::create(&url, &name, role, &scope)
         })
         .await
         .unwrap()
@@ -220,7 +84,7 @@ impl TestApp {
     pub async fn revoke_token(&self, name: &str) {
         let url = self.database.url.clone();
         let name = name.to_owned();
-        tokio::task::spawn_blocking(move || deploytime_server::tokens::revoke(&url, &name))
+        tokio::task::spawn_blocking(move || deploytime_server::access::tokens::revoke(&url, &name))
             .await
             .unwrap()
             .unwrap()
@@ -229,13 +93,9 @@ impl TestApp {
     /// Stops the server gracefully and starts a new one on the same database.
     pub async fn restart(self) -> TestApp {
         let TestApp {
-            database,
-            handle,
-            task,
-            ..
+            database, server, ..
         } = self;
-        handle.stop(true).await;
-        task.await.unwrap().unwrap();
+        server.stop().await.unwrap();
         Self::start(database)
     }
 

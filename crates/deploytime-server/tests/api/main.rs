@@ -7,8 +7,10 @@
 
 mod helpers;
 
+/// Runs a test function once per backend.
+pub(crate) use deploytime_server::backend_tests;
+
 mod access;
-mod body_fuzz;
 mod concurrency;
 mod deployments;
 mod errors;

@@ -80,7 +80,7 @@ async fn wait_ready(app: &TestApp, limit: Duration) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_file_gone_and_back() {
-    let (database, data) = TestDatabase::sqlite_in_data_dir();
+    let (database, data) = TestDatabase::sqlite_in_data_dir().unwrap();
     let app = TestApp::start_with(database, |s| s.db_timeout = DB_TIMEOUT);
     let before = app
         .store(json!({"component": "api", "phase": "start"}))
@@ -171,7 +171,7 @@ mod proxy {
 async fn mysql_connection_cut_and_restored() {
     use deploytime_server::db::DatabaseUrl;
 
-    let database = TestDatabase::create(Backend::Mysql);
+    let database = TestDatabase::create(Backend::Mysql).unwrap();
     let direct = url::Url::parse(&match &database.url {
         DatabaseUrl::Mysql(raw) => raw.clone(),
         DatabaseUrl::Sqlite(_) => unreachable!(),
@@ -227,7 +227,7 @@ async fn slow_requests_time_out_and_store_nothing(backend: Backend) {
         s.pool_size = 1;
         s.db_timeout = Duration::from_secs(30);
         s.request_timeout = Duration::from_millis(300);
-        s.admin_token = Some(deploytime_server::auth::Secret::new(ADMIN));
+        s.admin_token = Some(deploytime_server::access::Secret::new(ADMIN));
     })
     .await;
     // The only connection is busy: the store call waits for it past the timeout.

@@ -3,17 +3,11 @@
 //! parsed back, components, abandonment and removal.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
-use deploytime_server::config::DatabaseArgs;
-use deploytime_server::db::queries::{self, Cursor, DeploymentFilter};
-use deploytime_server::db::{DatabaseUrl, DbConnection};
-use deploytime_server::routes::csv_export::{Export, stream_csv};
-use deploytime_server::routes::views::{DEPLOYMENT_CSV_HEADER, DeploymentView};
-use deploytime_server::seed::{SeedArgs, seed};
+use deploytime_server::db::seed::{SeedPlan, seed};
 
 use crate::backend_tests;
 use crate::helpers::{Backend, TestApp, expect_problem};
@@ -521,78 +515,19 @@ async fn csv_records(app: &TestApp, path: &str) -> Vec<csv::StringRecord> {
 /// Writes `deployments` deployments of synthetic history (7 components, 2
 /// environments, 30 days) straight into the test's database.
 async fn seed_deployments(app: &TestApp, deployments: u64) {
-    let database_url = match &app.database.url {
-        DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
-        DatabaseUrl::Mysql(raw) => raw.clone(),
-    };
-    let args = SeedArgs {
-        database: DatabaseArgs { database_url },
+    let url = app.database.url.clone();
+    let plan = SeedPlan {
         deployments,
         components: 7,
         environments: 2,
         days: 30,
         seed: 7,
     };
-    let seeded = tokio::task::spawn_blocking(move || seed(&args))
+    let seeded = tokio::task::spawn_blocking(move || seed(&url, &plan))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(seeded, deployments);
-}
-
-/// An export reads a page's rows after it has found where the page ends, on
-/// another connection than the page before; rows stored in between make the
-/// page hold more than a page's worth. Simulated deterministically by page ends
-/// found too far (as if a page of rows had come into every page's range) and too
-/// near (as if rows had been removed): the export must come out byte for byte
-/// as the one the server streams.
-async fn exports_read_the_rest_of_a_page_that_grew(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    seed_deployments(&app, 12_345).await;
-    let expected = app
-        .get("/api/v1/deployments?format=csv")
-        .await
-        .bytes()
-        .await
-        .unwrap();
-    let cutoff = (Utc::now() - Duration::hours(24)).timestamp_micros();
-    for (name, stretch) in [("too far", 2.0), ("too near", 0.5)] {
-        let export = Export {
-            filename: "deployments.csv",
-            header: DEPLOYMENT_CSV_HEADER,
-            fetch: Arc::new(|conn, cursor, down_to, limit| {
-                queries::list_deployments(conn, &all_deployments(), cursor, down_to, limit)
-            }),
-            page_end: Some(Arc::new(move |conn: &mut DbConnection, cursor, limit| {
-                let offset = (limit as f64 * stretch) as i64;
-                queries::deployments_page_end(conn, &all_deployments(), cursor, offset)
-            })),
-            cursor_of: |seq, row| Cursor {
-                at: row.anchor_at,
-                seq,
-            },
-            // The server's default: running for more than 24 hours is abandoned.
-            record: Arc::new(move |row| DeploymentView::of(row, cutoff).csv_record()),
-        };
-        let db = app.db.clone();
-        // Exports run their page fetches as tasks of the server's workers.
-        let body = tokio::task::LocalSet::new()
-            .run_until(async move {
-                actix_web::body::to_bytes(stream_csv(db, export).into_body())
-                    .await
-                    .unwrap()
-            })
-            .await;
-        assert!(body.len() > 1_000_000, "{name}: {} bytes", body.len());
-        assert!(body == expected, "{name}: the export differs");
-    }
-}
-
-fn all_deployments() -> DeploymentFilter {
-    DeploymentFilter {
-        abandon_cutoff: i64::MIN,
-        ..Default::default()
-    }
 }
 
 /// Exports longer than one page of the export (5,000 rows), seeded straight into
@@ -645,7 +580,6 @@ async fn long_exports_span_pages_without_gaps(backend: Backend) {
 
 backend_tests!(
     long_exports_span_pages_without_gaps,
-    exports_read_the_rest_of_a_page_that_grew,
     stats_match_an_independent_computation,
     stats_groupings_and_empty_groups,
     restores_stay_within_one_environment,

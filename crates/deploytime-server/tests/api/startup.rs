@@ -26,7 +26,7 @@ async fn sqlite_in_a_missing_directory_is_reported() {
 #[cfg(feature = "mysql")]
 #[tokio::test]
 async fn mysql_wrong_password_is_reported_in_mysql_words() {
-    let mut url = crate::helpers::mysql_admin_url();
+    let mut url = deploytime_server::testing::mysql_admin_url().unwrap();
     url.set_username("deploytime_nobody").unwrap();
     url.set_password(Some("wrong-secret")).unwrap();
     let message = startup_error(url.as_str());
@@ -40,7 +40,7 @@ async fn mysql_wrong_password_is_reported_in_mysql_words() {
 #[cfg(feature = "mysql")]
 #[tokio::test]
 async fn mysql_unknown_database_is_reported_in_mysql_words() {
-    let mut url = crate::helpers::mysql_admin_url();
+    let mut url = deploytime_server::testing::mysql_admin_url().unwrap();
     url.set_path("/deploytime_no_such_database");
     let message = startup_error(url.as_str());
     assert!(message.contains("Unknown database"), "{message}");

@@ -8,34 +8,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::Problem;
-use crate::routes::{deployments, events, health, stats};
-
-/// 401, 403 and 503: what any call that needs a token may answer.
-#[derive(utoipa::IntoResponses)]
-pub enum AccessProblems {
-    /// No token, or one that is unknown or revoked (`WWW-Authenticate: Bearer`).
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Problem),
-    /// The token's role or scope does not allow this call.
-    #[response(status = 403, content_type = "application/problem+json")]
-    Forbidden(Problem),
-    /// The database cannot be reached, the server is saturated, or the request
-    /// took too long; retry after `Retry-After` seconds.
-    #[response(status = 503, content_type = "application/problem+json")]
-    Unavailable(Problem),
-}
-
-/// 400 and 422: a query string the server cannot read, or values that break a rule.
-#[derive(utoipa::IntoResponses)]
-pub enum QueryProblems {
-    /// An unparseable query string or path, or an unknown parameter.
-    #[response(status = 400, content_type = "application/problem+json")]
-    BadRequest(Problem),
-    /// Parameters that break a rule, each listed in `errors`.
-    #[response(status = 422, content_type = "application/problem+json")]
-    Invalid(Problem),
-}
+use super::{deployments, events, health, stats};
 
 struct BearerAuth;
 
@@ -72,7 +45,7 @@ impl Modify for BearerAuth {
     ),
     modifiers(&BearerAuth)
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 static SPEC: LazyLock<String> = LazyLock::new(|| {
     ApiDoc::openapi()
@@ -87,7 +60,7 @@ static SPEC: LazyLock<String> = LazyLock::new(|| {
     tag = "operations",
     responses((status = 200, description = "The OpenAPI description", content_type = "application/json", body = Object))
 )]
-pub async fn openapi_json() -> HttpResponse {
+pub(crate) async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(SPEC.as_str())
@@ -119,7 +92,7 @@ mod tests {
     #[test]
     fn the_store_body_lists_exactly_the_fields_the_domain_accepts() {
         use utoipa::PartialSchema;
-        let schema = serde_json::to_value(events::EventBody::schema()).unwrap();
+        let schema = serde_json::to_value(deploytime_core::wire::EventBody::schema()).unwrap();
         let mut described: Vec<String> = schema["properties"]
             .as_object()
             .unwrap()

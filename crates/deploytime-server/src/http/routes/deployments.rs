@@ -6,22 +6,21 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use deploytime_core::time::to_micros;
-use serde::{Deserialize, Serialize};
+use deploytime_core::wire::{DeploymentDetail, DeploymentView, EventView, Page, Problem};
+use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::db::queries::{self, Cursor, DeploymentFilter};
-use crate::db::{Database, DbConnection, DbError};
-use crate::error::{ApiError, Problem};
-use crate::openapi::{AccessProblems, QueryProblems};
-use crate::routes::csv_export::{Export, stream_csv};
-use crate::routes::params::{ParamErrors, encode_cursor, wants_csv};
-use crate::routes::views::{DEPLOYMENT_CSV_HEADER, DeploymentDetail, DeploymentView, EventView};
-use crate::startup::Reporting;
+use super::csv_export::{Export, stream_csv};
+use super::params::{ParamErrors, page, wants_csv};
+use crate::db::queries::{self, DeploymentFilter};
+use crate::db::{Database, DbConnection};
+use crate::http::HttpSettings;
+use crate::http::error::{AccessProblems, ApiError, QueryProblems};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     component: Option<String>,
     environment: Option<String>,
     /// running, succeeded, failed, cancelled or abandoned.
@@ -36,14 +35,6 @@ pub struct ListQuery {
     cursor: Option<String>,
     /// json (default) or csv: every matching deployment, streamed.
     format: Option<String>,
-}
-
-/// One page of a listing.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    items: Vec<T>,
-    /// Pass back as `cursor` for the next page; `null` on the last page.
-    next_cursor: Option<String>,
 }
 
 /// Deployments, newest first, filtered; JSON pages or, with `format=csv` or
@@ -61,24 +52,23 @@ pub struct Page<T> {
     ),
     security(("bearer" = []), ())
 )]
-#[tracing::instrument(skip(db, req, reporting))]
-pub async fn list_deployments(
+#[tracing::instrument(skip(db, req, settings))]
+pub(crate) async fn list_deployments(
     req: HttpRequest,
     query: web::Query<ListQuery>,
     db: web::Data<Database>,
-    reporting: web::Data<Reporting>,
+    settings: web::Data<HttpSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let csv = wants_csv(&req, query.format.as_deref())?;
     let mut errors = ParamErrors::default();
-    let cutoff = reporting.abandon_cutoff();
+    let cutoff = settings.abandon.cutoff(Utc::now());
     let filter = DeploymentFilter {
         component: errors.component(query.component),
         environment: errors.environment(query.environment),
-        state: errors.state(query.state),
+        state: errors.state(query.state).map(|state| cutoff.selects(state)),
         since: errors.instant("since", query.since),
         until: errors.instant("until", query.until),
-        abandon_cutoff: cutoff,
     };
     let limit = errors.limit(query.limit);
     let cursor = errors.cursor(query.cursor);
@@ -90,7 +80,7 @@ pub async fn list_deployments(
             db.get_ref().clone(),
             Export {
                 filename: "deployments.csv",
-                header: DEPLOYMENT_CSV_HEADER,
+                header: &deploytime_core::export::DEPLOYMENT_COLUMNS,
                 fetch: Arc::new(move |conn, cursor, down_to, limit| {
                     queries::list_deployments(conn, &fetch_filter, cursor, down_to, limit)
                 }),
@@ -100,52 +90,19 @@ pub async fn list_deployments(
                         queries::deployments_page_end(conn, &filter, cursor, limit)
                     }) as Arc<_>
                 }),
-                cursor_of: |seq, row| Cursor {
-                    at: row.anchor_at,
-                    seq,
-                },
-                record: Arc::new(move |row| DeploymentView::of(row, cutoff).csv_record()),
+                record: Arc::new(move |deployment| {
+                    Vec::from(DeploymentView::new(deployment, &cutoff).csv_record())
+                }),
             },
         ));
     }
 
     let rows = db
         .read(move |conn| queries::list_deployments(conn, &filter, cursor, None, limit + 1))
-        .await?
-        .map_err(DbError::from)?;
-    Ok(HttpResponse::Ok().json(page(
-        rows,
-        limit,
-        |seq, row| Cursor {
-            at: row.anchor_at,
-            seq,
-        },
-        |row| DeploymentView::of(row, cutoff),
-    )))
-}
-
-/// Turns `limit + 1` fetched rows into a page and the cursor of the next one.
-pub fn page<R, T>(
-    mut rows: Vec<(i64, R)>,
-    limit: i64,
-    cursor_of: impl Fn(i64, &R) -> Cursor,
-    view: impl Fn(&R) -> T,
-) -> impl Serialize
-where
-    T: Serialize,
-{
-    let more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(0));
-    let next_cursor = more
-        .then(|| {
-            rows.last()
-                .map(|(seq, row)| encode_cursor(cursor_of(*seq, row)))
-        })
-        .flatten();
-    Page {
-        items: rows.iter().map(|(_, row)| view(row)).collect(),
-        next_cursor,
-    }
+        .await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, |deployment| {
+        DeploymentView::new(deployment, &cutoff)
+    })))
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -167,11 +124,11 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     ),
     security(("bearer" = []), ())
 )]
-#[tracing::instrument(skip(db, reporting))]
-pub async fn get_deployment(
+#[tracing::instrument(skip(db, settings))]
+pub(crate) async fn get_deployment(
     id: web::Path<String>,
     db: web::Data<Database>,
-    reporting: web::Data<Reporting>,
+    settings: web::Data<HttpSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id.into_inner())?;
     let key = id.to_string();
@@ -181,16 +138,16 @@ pub async fn get_deployment(
                 return Ok(None);
             };
             let events = queries::events_of_deployment(conn, &key)?;
-            Ok::<_, diesel::result::Error>(Some((deployment, events)))
+            Ok(Some((deployment, events)))
         })
-        .await?
-        .map_err(DbError::from)?;
+        .await?;
     let Some((deployment, events)) = found else {
         return Err(ApiError::NotFound(format!("no deployment with id {id}")));
     };
+    let cutoff = settings.abandon.cutoff(Utc::now());
     Ok(HttpResponse::Ok().json(DeploymentDetail {
-        deployment: DeploymentView::of(&deployment, reporting.abandon_cutoff()),
-        events: events.iter().map(EventView::from).collect(),
+        deployment: DeploymentView::new(deployment, &cutoff),
+        events: events.into_iter().map(EventView::from).collect(),
     }))
 }
 
@@ -210,7 +167,7 @@ pub async fn get_deployment(
     security(("bearer" = []), ())
 )]
 #[tracing::instrument(skip(db))]
-pub async fn delete_deployment(
+pub(crate) async fn delete_deployment(
     id: web::Path<String>,
     db: web::Data<Database>,
 ) -> Result<HttpResponse, ApiError> {
@@ -219,16 +176,15 @@ pub async fn delete_deployment(
     let deleted_at = to_micros(Utc::now());
     let removed = db
         .write(move |conn| queries::delete_deployment(conn, &key, deleted_at))
-        .await?
-        .map_err(DbError::from)?;
-    let Some((row, events_removed)) = removed else {
+        .await?;
+    let Some((deployment, events_removed)) = removed else {
         return Err(ApiError::NotFound(format!("no deployment with id {id}")));
     };
     tracing::warn!(
-        deployment_id = %row.id,
-        component = %row.component,
-        environment = %row.environment,
-        state = %row.state,
+        deployment_id = %deployment.id,
+        component = %deployment.component,
+        environment = %deployment.environment,
+        state = %deployment.state,
         events_removed,
         "deployment deleted"
     );

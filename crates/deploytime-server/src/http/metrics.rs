@@ -1,5 +1,4 @@
 //! Prometheus metrics, served at `GET /metrics` in the text exposition format.
-//!
 //! Each application has a registry of its own (not the process-wide default), so
 //! two servers in one process, as in the tests, do not count each other's calls.
 
@@ -10,11 +9,11 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::db::models::DeploymentRow;
+use deploytime_core::{Deployment, Phase};
 
 /// Route label of a request no route matched: the raw path would let any client
 /// create label values without bound.
-pub const UNMATCHED_ROUTE: &str = "unmatched";
+pub(crate) const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// Buckets of deploy durations, in seconds: from seconds to hours.
 const DEPLOY_BUCKETS: &[f64] = &[
@@ -126,11 +125,13 @@ impl Metrics {
 
     /// A newly stored event; when it finished its deployment with both ends
     /// known, the deployment's duration too.
-    pub fn event_stored(&self, phase: &str, deployment: &DeploymentRow) {
-        self.events_stored.with_label_values(&[phase]).inc();
-        if phase == "finish"
-            && deployment.state != "running"
-            && let Some(duration_us) = deployment.duration_us
+    pub fn event_stored(&self, phase: Phase, deployment: &Deployment) {
+        self.events_stored
+            .with_label_values(&[phase.as_str()])
+            .inc();
+        if phase == Phase::Finish
+            && deployment.state.is_final()
+            && let Some(seconds) = deployment.duration_seconds()
         {
             self.deploy_duration
                 .with_label_values(&[
@@ -138,14 +139,18 @@ impl Metrics {
                     deployment.environment.as_str(),
                     deployment.state.as_str(),
                 ])
-                .observe(duration_us as f64 / 1e6);
+                .observe(seconds);
         }
     }
 
     /// The exposition, with the pool's state as of now.
-    pub fn render(&self, pool: r2d2::State, max_size: u32) -> Result<String, prometheus::Error> {
-        let idle = i64::from(pool.idle_connections);
-        let total = i64::from(pool.connections);
+    pub fn render(
+        &self,
+        (connections, idle): (u32, u32),
+        max_size: u32,
+    ) -> Result<String, prometheus::Error> {
+        let idle = i64::from(idle);
+        let total = i64::from(connections);
         self.pool_connections
             .with_label_values(&["in_use"])
             .set(total - idle);

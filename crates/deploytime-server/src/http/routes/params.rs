@@ -4,19 +4,20 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::DateTime;
-use deploytime_core::time::to_micros;
-use deploytime_core::{Component, Environment, FieldError, ValidationErrors};
+use chrono::{DateTime, Utc};
+use deploytime_core::{Component, Environment, FieldError, ReportedState, ValidationErrors};
 
-use crate::db::queries::{Cursor, StateFilter};
-use crate::error::ApiError;
+use deploytime_core::wire::Page;
 
-pub const DEFAULT_LIMIT: i64 = 50;
-pub const MAX_LIMIT: i64 = 1000;
+use crate::db::queries::{Cursor, Listed};
+use crate::http::error::ApiError;
+
+pub(crate) const DEFAULT_LIMIT: i64 = 50;
+pub(crate) const MAX_LIMIT: i64 = 1000;
 
 /// Collects every parameter error of a request, to report them together.
 #[derive(Default)]
-pub struct ParamErrors(Vec<FieldError>);
+pub(crate) struct ParamErrors(Vec<FieldError>);
 
 impl ParamErrors {
     pub fn push(&mut self, field: &str, message: impl Into<String>) {
@@ -31,33 +32,25 @@ impl ParamErrors {
         }
     }
 
-    pub fn component(&mut self, value: Option<String>) -> Option<String> {
+    pub fn component(&mut self, value: Option<String>) -> Option<Component> {
         let value = value.filter(|v| !v.is_empty())?;
-        match Component::parse(&value) {
-            Ok(_) => Some(value),
-            Err(message) => {
-                self.push("component", message);
-                None
-            }
-        }
+        Component::try_from(value)
+            .map_err(|message| self.push("component", message))
+            .ok()
     }
 
-    pub fn environment(&mut self, value: Option<String>) -> Option<String> {
+    pub fn environment(&mut self, value: Option<String>) -> Option<Environment> {
         let value = value.filter(|v| !v.is_empty())?;
-        match Environment::parse(&value) {
-            Ok(_) => Some(value),
-            Err(message) => {
-                self.push("environment", message);
-                None
-            }
-        }
+        Environment::try_from(value)
+            .map_err(|message| self.push("environment", message))
+            .ok()
     }
 
-    /// An RFC 3339 instant, as stored microseconds.
-    pub fn instant(&mut self, field: &str, value: Option<String>) -> Option<i64> {
+    /// An RFC 3339 instant.
+    pub fn instant(&mut self, field: &str, value: Option<String>) -> Option<DateTime<Utc>> {
         let value = value.filter(|v| !v.is_empty())?;
         match DateTime::parse_from_rfc3339(&value) {
-            Ok(at) => Some(to_micros(at.to_utc())),
+            Ok(at) => Some(at.to_utc()),
             Err(_) => {
                 self.push(
                     field,
@@ -79,24 +72,18 @@ impl ParamErrors {
         limit
     }
 
-    pub fn state(&mut self, value: Option<String>) -> Option<StateFilter> {
+    pub fn state(&mut self, value: Option<String>) -> Option<ReportedState> {
         let value = value.filter(|v| !v.is_empty())?;
-        Some(match value.as_str() {
-            "running" => StateFilter::Running,
-            "abandoned" => StateFilter::Abandoned,
-            "succeeded" => StateFilter::Final("succeeded"),
-            "failed" => StateFilter::Final("failed"),
-            "cancelled" => StateFilter::Final("cancelled"),
-            _ => {
-                self.push(
-                    "state",
-                    format!(
-                        "must be running, succeeded, failed, cancelled or abandoned (got {value:?})"
-                    ),
-                );
-                return None;
-            }
-        })
+        let state = ReportedState::parse(&value);
+        if state.is_none() {
+            self.push(
+                "state",
+                format!(
+                    "must be running, succeeded, failed, cancelled or abandoned (got {value:?})"
+                ),
+            );
+        }
+        state
     }
 
     pub fn cursor(&mut self, value: Option<String>) -> Option<Cursor> {
@@ -113,7 +100,7 @@ impl ParamErrors {
 }
 
 /// Cursors are opaque to clients: a versioned pair, base64url-encoded.
-pub fn encode_cursor(cursor: Cursor) -> String {
+pub(crate) fn encode_cursor(cursor: Cursor) -> String {
     URL_SAFE_NO_PAD.encode(format!("v1:{}:{}", cursor.at, cursor.seq))
 }
 
@@ -126,8 +113,24 @@ fn decode_cursor(value: &str) -> Option<Cursor> {
     parts.next().is_none().then_some(Cursor { at, seq })
 }
 
+/// Turns `limit + 1` fetched items into a page and the cursor of the next one.
+pub(crate) fn page<T, V>(mut items: Vec<Listed<T>>, limit: i64, view: impl Fn(T) -> V) -> Page<V> {
+    let more = items.len() as i64 > limit;
+    items.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = more
+        .then(|| items.last().map(|listed| encode_cursor(listed.cursor)))
+        .flatten();
+    Page {
+        items: items.into_iter().map(|listed| view(listed.item)).collect(),
+        next_cursor,
+    }
+}
+
 /// Whether the client asked for CSV, by `format=csv` or `Accept: text/csv`.
-pub fn wants_csv(req: &actix_web::HttpRequest, format: Option<&str>) -> Result<bool, ApiError> {
+pub(crate) fn wants_csv(
+    req: &actix_web::HttpRequest,
+    format: Option<&str>,
+) -> Result<bool, ApiError> {
     match format {
         Some("csv") => return Ok(true),
         Some("json") => return Ok(false),

@@ -4,28 +4,29 @@
 use actix_web::{HttpResponse, web};
 use chrono::{Duration, Utc};
 use chrono_tz::Tz;
-use deploytime_core::stats::{self, GroupBy, Outcome, Sample, StatsRequest, Target};
-use deploytime_core::time::{format_rfc3339, from_micros, micros_to_seconds, to_micros};
-use serde::{Deserialize, Serialize};
+use deploytime_core::stats::{self, GroupBy, Series, StatsRequest};
+use deploytime_core::time::{micros_to_seconds, to_micros};
+use deploytime_core::wire::{
+    ComponentSummary, ComponentsResponse, DeploymentView, StatsResponse, Window,
+};
+use serde::Deserialize;
 
+use super::params::ParamErrors;
+use crate::db::Database;
 use crate::db::queries;
-use crate::db::{Database, DbError};
-use crate::error::ApiError;
-use crate::openapi::{AccessProblems, QueryProblems};
-use crate::routes::params::ParamErrors;
-use crate::routes::views::{DeploymentView, is_abandoned_state};
-use crate::startup::Reporting;
+use crate::http::HttpSettings;
+use crate::http::error::{AccessProblems, ApiError, QueryProblems};
 
 /// Connections one statistics request reads on at once.
 const STATS_READERS: usize = 2;
 
 /// The window statistics cover when `since` is not given.
-pub const DEFAULT_WINDOW_DAYS: i64 = 30;
+pub(crate) const DEFAULT_WINDOW_DAYS: i64 = 30;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct StatsQuery {
+pub(crate) struct StatsQuery {
     component: Option<String>,
     environment: Option<String>,
     /// RFC 3339, inclusive; default: 30 days before `until`.
@@ -42,20 +43,6 @@ pub struct StatsQuery {
     tz: Option<String>,
 }
 
-/// The window the statistics cover.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Window {
-    since: String,
-    until: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct StatsResponse {
-    window: Window,
-    group_by: String,
-    groups: Vec<stats::GroupStats>,
-}
-
 /// Duration statistics and DORA figures per group.
 #[utoipa::path(
     get,
@@ -69,36 +56,34 @@ pub struct StatsResponse {
     ),
     security(("bearer" = []), ())
 )]
-#[tracing::instrument(skip(db, reporting))]
-pub async fn get_stats(
+#[tracing::instrument(skip(db, settings))]
+pub(crate) async fn get_stats(
     query: web::Query<StatsQuery>,
     db: web::Data<Database>,
-    reporting: web::Data<Reporting>,
+    settings: web::Data<HttpSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let mut errors = ParamErrors::default();
-    let now = to_micros(Utc::now());
+    let now = Utc::now();
     let until = errors.instant("until", query.until).unwrap_or(now);
-    let since = errors.instant("since", query.since).unwrap_or(
+    let since = errors.instant("since", query.since).unwrap_or_else(|| {
         until
-            - Duration::days(DEFAULT_WINDOW_DAYS)
-                .num_microseconds()
-                .unwrap_or(0),
-    );
+            .checked_sub_signed(Duration::days(DEFAULT_WINDOW_DAYS))
+            .unwrap_or(until)
+    });
     if since >= until {
         errors.push("since", "must be earlier than until");
     }
-    let group_by_name = query
-        .group_by
-        .filter(|g| !g.is_empty())
-        .unwrap_or_else(|| "component".into());
-    let group_by = GroupBy::parse(&group_by_name).unwrap_or_else(|| {
-        errors.push(
-            "group_by",
-            "must be component, environment, component,environment or none",
-        );
-        GroupBy::Component
-    });
+    let group_by = match query.group_by.as_deref().filter(|g| !g.is_empty()) {
+        None => GroupBy::Component,
+        Some(name) => GroupBy::parse(name).unwrap_or_else(|| {
+            errors.push(
+                "group_by",
+                "must be component, environment, component,environment or none",
+            );
+            GroupBy::Component
+        }),
+    };
     let success_only = match query.status.as_deref().filter(|s| !s.is_empty()) {
         None => false,
         Some("success") => true,
@@ -131,7 +116,7 @@ pub async fn get_stats(
             false
         }
     };
-    let cutoff = reporting.abandon_cutoff();
+    let cutoff = settings.abandon.cutoff(now);
     let component = errors.component(query.component);
     let environment = errors.environment(query.environment);
     errors.finish()?;
@@ -142,11 +127,9 @@ pub async fn get_stats(
     // at once, so the database produces one share of the rows while the server
     // decodes another.
     let names = db
-        .read(move |conn| {
-            queries::stats_targets(conn, component.as_deref(), environment.as_deref())
-        })
-        .await?
-        .map_err(DbError::from)?;
+        .read(move |conn| queries::stats_targets(conn, component.as_ref(), environment.as_ref()))
+        .await?;
+    let window = (to_micros(since), to_micros(until));
     let share = names.len().div_ceil(STATS_READERS).max(1);
     let reads = names.chunks(share).map(|chunk| {
         let chunk = chunk.to_vec();
@@ -154,70 +137,37 @@ pub async fn get_stats(
             chunk
                 .into_iter()
                 .map(|(component, environment)| {
-                    let rows =
-                        queries::stats_samples(conn, &component, &environment, since, until)?;
-                    Ok(Target {
-                        samples: rows.into_iter().map(|row| sample(row, cutoff)).collect(),
-                        component,
-                        environment,
+                    Ok(Series {
+                        samples: queries::stats_samples(
+                            conn,
+                            &component,
+                            &environment,
+                            window,
+                            &cutoff,
+                        )?,
+                        component: component.to_string(),
+                        environment: environment.to_string(),
                     })
                 })
-                .collect::<diesel::QueryResult<Vec<Target>>>()
+                .collect::<diesel::QueryResult<Vec<Series>>>()
         })
     });
-    let mut targets = Vec::new();
+    let mut series = Vec::new();
     for read in futures_util::future::join_all(reads).await {
-        targets.extend(read?.map_err(DbError::from)?);
+        series.extend(read?);
     }
     let request = StatsRequest {
         group_by,
         success_only,
-        since,
-        until,
+        since: window.0,
+        until: window.1,
         daily_in: daily.then_some(tz),
     };
     Ok(HttpResponse::Ok().json(StatsResponse {
-        window: Window {
-            since: format_rfc3339(from_micros(since)),
-            until: format_rfc3339(from_micros(until)),
-        },
-        group_by: group_by_name,
-        groups: stats::compute(&targets, &request),
+        window: Window { since, until },
+        group_by,
+        groups: stats::compute(&series, &request),
     }))
-}
-
-/// A stored deployment as the statistics count it.
-fn sample(
-    (state, started_at, finished_at, duration_us, anchor_at): queries::StatsRow,
-    abandon_cutoff: i64,
-) -> Sample {
-    let outcome = match state.as_str() {
-        "succeeded" => Outcome::Succeeded,
-        "failed" => Outcome::Failed,
-        "cancelled" => Outcome::Cancelled,
-        running if is_abandoned_state(running, started_at, abandon_cutoff) => Outcome::Abandoned,
-        _ => Outcome::Running,
-    };
-    Sample {
-        outcome,
-        finished_at,
-        duration_us,
-        anchor_at,
-    }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ComponentSummary {
-    component: String,
-    environment: String,
-    deployments: i64,
-    mean_duration_seconds: Option<f64>,
-    last_deployment: DeploymentView,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ComponentsResponse {
-    items: Vec<ComponentSummary>,
 }
 
 /// Every component and environment seen, with its latest deployment and its mean
@@ -232,21 +182,18 @@ pub struct ComponentsResponse {
     ),
     security(("bearer" = []), ())
 )]
-#[tracing::instrument(skip(db, reporting))]
-pub async fn list_components(
+#[tracing::instrument(skip(db, settings))]
+pub(crate) async fn list_components(
     db: web::Data<Database>,
-    reporting: web::Data<Reporting>,
+    settings: web::Data<HttpSettings>,
 ) -> Result<HttpResponse, ApiError> {
-    let cutoff = reporting.abandon_cutoff();
-    let rows = db
-        .read(queries::component_summaries)
-        .await?
-        .map_err(DbError::from)?;
+    let cutoff = settings.abandon.cutoff(Utc::now());
+    let rows = db.read(queries::component_summaries).await?;
     Ok(HttpResponse::Ok().json(ComponentsResponse {
         items: rows
             .into_iter()
             .map(|row| ComponentSummary {
-                last_deployment: DeploymentView::of(&row.latest, cutoff),
+                last_deployment: DeploymentView::new(row.latest, &cutoff),
                 component: row.component,
                 environment: row.environment,
                 deployments: row.deployments,

@@ -3,36 +3,43 @@
 //! runs measure the same data.
 
 use chrono::{Duration, Utc};
+use deploytime_core::DeploymentState;
 use deploytime_core::time::to_micros;
 use diesel::{Connection, RunQueryDsl};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
-use crate::db::models::{DeploymentRow, EventRow};
-use crate::db::schema::{deployments, events};
-use crate::db::{DatabaseUrl, DbConnection, SetupError, migrate};
+use super::connection::{DatabaseUrl, DbConnection};
+use super::error::SetupError;
+use super::migrations::migrate;
+use super::models::{DeploymentRow, EventRow};
+use super::schema::{deployments, events};
 
 /// What to generate.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SeedArgs {
-    #[command(flatten)]
-    pub database: crate::config::DatabaseArgs,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedPlan {
     /// How many deployments to write.
-    #[arg(long, default_value_t = 1_000_000)]
     pub deployments: u64,
     /// How many components they belong to.
-    #[arg(long, default_value_t = 200)]
     pub components: u32,
     /// How many environments each component is deployed to.
-    #[arg(long, default_value_t = 3)]
     pub environments: u32,
     /// How far back the history goes, in days.
-    #[arg(long, default_value_t = 730)]
     pub days: i64,
     /// Seed of the pseudo-random generator.
-    #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+impl SeedPlan {
+    /// The history the reporting benchmark measures.
+    pub const BENCHMARK: SeedPlan = SeedPlan {
+        deployments: 1_000_000,
+        components: 200,
+        environments: 3,
+        days: 730,
+        seed: 42,
+    };
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,10 +57,8 @@ const ENVIRONMENTS: &[&str] = &["production", "staging", "qa", "dev", "eu", "us"
 const BATCH: usize = 500;
 
 /// Writes the history; returns the number of deployments written.
-pub fn seed(args: &SeedArgs) -> Result<u64, SeedError> {
-    let url = DatabaseUrl::parse(&args.database.database_url)
-        .map_err(|e| SeedError::Connect(diesel::ConnectionError::BadConnection(e.to_string())))?;
-    migrate(&url)?;
+pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<u64, SeedError> {
+    migrate(url)?;
     let mut conn = url.establish()?;
     let mut rng = SmallRng::seed_from_u64(args.seed);
     let now = Utc::now();
@@ -86,11 +91,14 @@ pub fn seed(args: &SeedArgs) -> Result<u64, SeedError> {
             let duration = (typical[component_index] * factor * 1e6) as i64;
             let roll: f64 = rng.random();
             let (state, status) = if roll < 0.85 {
-                ("succeeded", "success".to_owned())
+                (DeploymentState::Succeeded, "success".to_owned())
             } else if roll < 0.95 {
-                ("failed", format!("exit-{}", rng.random_range(1..4)))
+                (
+                    DeploymentState::Failed,
+                    format!("exit-{}", rng.random_range(1..4)),
+                )
             } else {
-                ("cancelled", "cancelled".to_owned())
+                (DeploymentState::Cancelled, "cancelled".to_owned())
             };
             let id = Uuid::new_v4().to_string();
             let finished = started + duration;
@@ -105,7 +113,7 @@ pub fn seed(args: &SeedArgs) -> Result<u64, SeedError> {
                     index % 100
                 )),
                 owner: None,
-                state: state.to_owned(),
+                state,
                 status: Some(status.clone()),
                 started_at: Some(started),
                 finished_at: Some(finished),
@@ -143,7 +151,7 @@ pub fn seed(args: &SeedArgs) -> Result<u64, SeedError> {
             ($c:expr) => {
                 $c.transaction(|c| {
                     diesel::insert_into(deployments::table)
-                        .values(&deployment_rows)
+                        .values(deployment_rows)
                         .execute(c)?;
                     diesel::insert_into(events::table)
                         .values(&event_rows)

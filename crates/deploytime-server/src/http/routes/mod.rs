@@ -1,26 +1,28 @@
-//! The HTTP routes, one module per resource. [`config`] is used by the production
-//! server and by the tests alike, so both serve the same application.
+//! The route table, one module per resource. [`configure`] is used by the
+//! production server and by the tests alike, so both serve the same application.
 
-pub mod csv_export;
-pub mod deployments;
-pub mod events;
-pub mod health;
-pub mod params;
-pub mod stats;
-pub mod views;
+pub(super) mod body;
+pub(super) mod csv_export;
+pub(super) mod deployments;
+pub(super) mod events;
+pub(super) mod health;
+pub(super) mod openapi;
+pub(super) mod params;
+pub(super) mod stats;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::auth::{require_deployment_access, require_events_access, require_read};
-use crate::error::ApiError;
-use crate::startup::Limits;
+use super::HttpSettings;
+use super::error::ApiError;
+use super::guard::{require_deployment_access, require_events_access, require_read};
 
 /// Every route of the API, with JSON-shaped errors for the cases actix answers
 /// by itself (unknown path, wrong method, unparseable query or path).
-pub fn config(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig, settings: &HttpSettings) {
+    cfg.app_data(web::Data::new(settings.clone()));
     cfg.app_data(web::QueryConfig::default().error_handler(|err, _req| {
         ApiError::BadRequest(format!("invalid query string: {err}")).into()
     }))
@@ -47,7 +49,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .service(
                 web::resource("/openapi.json")
-                    .route(web::get().to(crate::openapi::openapi_json))
+                    .route(web::get().to(openapi::openapi_json))
                     .default_service(method_not_allowed("GET")),
             )
             .service(
@@ -101,15 +103,15 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 /// Answers 503 when the handler has not produced a response within the request
 /// timeout. A database call the request was still waiting for is then skipped
-/// (see `db::Database`), so a timed-out store call stores nothing. A streamed
+/// (see `Database`), so a timed-out store call stores nothing. A streamed
 /// body (CSV exports) is not limited once its first bytes are out.
-pub async fn limit_time<B: MessageBody>(
+pub(crate) async fn limit_time<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
     let Some(limit) = req
-        .app_data::<web::Data<Limits>>()
-        .map(|l| l.request_timeout)
+        .app_data::<web::Data<HttpSettings>>()
+        .map(|s| s.request_timeout)
     else {
         return next.call(req).await;
     };

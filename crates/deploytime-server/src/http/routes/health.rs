@@ -3,21 +3,23 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use crate::auth::{Role, authorize};
+use deploytime_core::access::Role;
+use deploytime_core::wire::Problem;
+
 use crate::db::Database;
-use crate::error::{ApiError, Problem};
-use crate::metrics::Metrics;
-use crate::openapi::AccessProblems;
-use crate::startup::Limits;
+use crate::http::HttpSettings;
+use crate::http::error::{AccessProblems, ApiError};
+use crate::http::guard::authorize;
+use crate::http::metrics::Metrics;
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct Health {
+pub(crate) struct Health {
     /// Always `ok`.
     status: &'static str,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// Always `ready`.
     status: &'static str,
     /// sqlite or mysql.
@@ -31,7 +33,7 @@ pub struct Readiness {
     tag = "operations",
     responses((status = 200, description = "Serving", body = Health))
 )]
-pub async fn healthz() -> HttpResponse {
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
@@ -46,7 +48,7 @@ pub async fn healthz() -> HttpResponse {
         (status = 503, description = "The database does not answer in time", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn readyz(db: web::Data<Database>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn readyz(db: web::Data<Database>) -> Result<HttpResponse, ApiError> {
     db.is_ready(db.limits().checkout_timeout).await?;
     Ok(HttpResponse::Ok().json(Readiness {
         status: "ready",
@@ -65,17 +67,17 @@ pub async fn readyz(db: web::Data<Database>) -> Result<HttpResponse, ApiError> {
         AccessProblems,
     )
 )]
-pub async fn metrics(
+pub(crate) async fn metrics(
     req: HttpRequest,
     metrics: web::Data<Metrics>,
     db: web::Data<Database>,
-    limits: web::Data<Limits>,
+    settings: web::Data<HttpSettings>,
 ) -> Result<HttpResponse, ApiError> {
-    if limits.protect_metrics {
+    if settings.protect_metrics {
         authorize(&req, Role::Read).await?;
     }
     let text = metrics
-        .render(db.pool().state(), db.limits().pool_size.max(1))
+        .render(db.pool_state(), db.limits().pool_size.max(1))
         .map_err(|e| ApiError::Internal(format!("cannot render the metrics: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type(prometheus::TEXT_FORMAT)

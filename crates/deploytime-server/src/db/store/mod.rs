@@ -1,25 +1,21 @@
-//! The store call's transaction: idempotency check, pairing, and the writes to the
-//! ledger and the deployments table, all or nothing.
-//!
-//! Concurrency is handled by the database, not by checking first: the event id and
-//! the deployment id are unique indexes, and a deployment is only updated at the
-//! revision it was read at. When a concurrent writer wins one of those races the
-//! event's work is run again (from its savepoint), and on the second reading the
-//! loser sees what happened (a replay, or a conflict) and answers accordingly.
-//!
-//! Several events can share one transaction ([`store_batch`]): the server's
-//! group commit (see `group_commit.rs`) acknowledges them with one flush to disk.
+//! The store call's transaction: the idempotency check, then what the domain
+//! decides (the target, the time, the pairing) written to the ledger and the
+//! deployments table, all or nothing. Races are settled by unique indexes and
+//! revision-checked updates; several events share one transaction
+//! ([`store_batch`]). See docs/architecture.md ("One store call").
 
 use chrono::{DateTime, Utc};
-use deploytime_core::deployment::pair;
-use deploytime_core::time::to_micros;
-use deploytime_core::{Deployment, NewEvent, PairingError, Phase};
+use deploytime_core::access::Denied;
+use deploytime_core::pairing::{self, Target, pair};
+use deploytime_core::time::{from_micros, to_micros};
+use deploytime_core::{Deployment, NewEvent, PairingError, RecordedEvent};
 use diesel::Connection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use uuid::Uuid;
 
-use super::DbConnection;
-use super::models::{CorruptRow, DeploymentRow, EventRow};
+use super::connection::DbConnection;
+use super::error::DbError;
+use super::models::{DeploymentRow, EventRow};
 use super::queries;
 
 /// How many times a transaction that lost a race is run again. Each retry sees the
@@ -29,28 +25,47 @@ const MAX_ATTEMPTS: usize = 4;
 /// The result of a store call.
 #[derive(Debug)]
 pub struct Stored {
-    pub event: EventRow,
-    pub deployment: DeploymentRow,
+    pub event: RecordedEvent,
+    pub deployment: Deployment,
     /// True when the event had been stored before (an idempotent replay).
     pub replayed: bool,
 }
 
+/// Why a store call stored nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
     Pairing(#[from] PairingError),
     #[error("event {event_id} was already stored with different content")]
     IdempotencyConflict { event_id: Uuid },
-    #[error(transparent)]
-    Corrupt(#[from] CorruptRow),
     #[error("the store call kept losing races with concurrent writers")]
     Contended,
     /// The caller's token was revoked (or another token created, for an
     /// anonymous caller) before the event's commit ran.
     #[error(transparent)]
-    Denied(#[from] crate::auth::Denied),
+    Denied(#[from] Denied),
     #[error(transparent)]
-    Database(#[from] DieselError),
+    Database(#[from] DbError),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        StoreError::Database(DbError::from(e))
+    }
+}
+
+/// A store call's result before its rows are read back as domain values.
+type Written = Result<(EventRow, DeploymentRow, bool), StoreError>;
+
+/// The rows of a stored event as the domain's values.
+fn stored(
+    (event, deployment, replayed): (EventRow, DeploymentRow, bool),
+) -> Result<Stored, StoreError> {
+    Ok(Stored {
+        event: event.into_recorded().map_err(DieselError::from)?,
+        deployment: deployment.into_deployment().map_err(DieselError::from)?,
+        replayed,
+    })
 }
 
 /// Errors inside one attempt; `Retry` ends it so that the next attempt starts from
@@ -72,7 +87,7 @@ impl From<DieselError> for AttemptError {
             DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
                 AttemptError::Abort(e)
             }
-            _ => AttemptError::Fail(StoreError::Database(e)),
+            _ => AttemptError::Fail(StoreError::from(e)),
         }
     }
 }
@@ -90,10 +105,20 @@ fn fail(e: impl Into<StoreError>) -> AttemptError {
 ///
 /// The outer error means nothing of the batch was committed: the database
 /// failed, or kept choosing this transaction as a deadlock's victim.
-pub fn store_batch(
+pub(crate) fn store_batch(
     conn: &mut DbConnection,
     events: &[(&NewEvent, DateTime<Utc>)],
 ) -> Result<Vec<Result<Stored, StoreError>>, DieselError> {
+    Ok(write_batch(conn, events)?
+        .into_iter()
+        .map(|written| written.and_then(stored))
+        .collect())
+}
+
+fn write_batch(
+    conn: &mut DbConnection,
+    events: &[(&NewEvent, DateTime<Utc>)],
+) -> Result<Vec<Written>, DieselError> {
     // First without savepoints (two statements less per event): an event is
     // refused before it writes anything, so a refusal needs no rollback. Only a
     // lost race or a database error can come after a write; then this attempt is
@@ -149,19 +174,20 @@ fn store_directly(
     event: &NewEvent,
     received_at: DateTime<Utc>,
     ledger: Option<&mut Vec<EventRow>>,
-) -> Result<Result<Stored, StoreError>, DieselError> {
+) -> Result<Written, DieselError> {
     match attempt(conn, event, received_at, ledger) {
-        Ok(stored) => Ok(Ok(stored)),
+        Ok(written) => Ok(Ok(written)),
         Err(AttemptError::Fail(
             e @ (StoreError::Pairing(_)
             | StoreError::IdempotencyConflict { .. }
-            | StoreError::Corrupt(_)
             | StoreError::Denied(_)),
         )) => Ok(Err(e)),
-        Err(AttemptError::Abort(e)) | Err(AttemptError::Fail(StoreError::Database(e))) => Err(e),
-        Err(AttemptError::Retry) | Err(AttemptError::Fail(StoreError::Contended)) => {
-            Err(DieselError::RollbackTransaction)
-        }
+        // Anything else is rolled back with the attempt and retried with
+        // savepoints, where it is this event's alone.
+        Err(AttemptError::Abort(_))
+        | Err(AttemptError::Fail(StoreError::Database(_)))
+        | Err(AttemptError::Retry)
+        | Err(AttemptError::Fail(StoreError::Contended)) => Err(DieselError::RollbackTransaction),
     }
 }
 
@@ -171,7 +197,7 @@ fn store_in_savepoint(
     conn: &mut DbConnection,
     event: &NewEvent,
     received_at: DateTime<Utc>,
-) -> Result<Result<Stored, StoreError>, DieselError> {
+) -> Result<Written, DieselError> {
     for _ in 0..MAX_ATTEMPTS {
         match conn.transaction(|conn| attempt(conn, event, received_at, None)) {
             Ok(stored) => return Ok(Ok(stored)),
@@ -186,57 +212,44 @@ fn store_in_savepoint(
     Ok(Err(StoreError::Contended))
 }
 
-/// Applies one event. Its ledger row is inserted at once, or pushed to `ledger`
-/// for the caller to insert (before the transaction commits).
+/// Applies one event: looks up what the domain says it targets, stamps and
+/// pairs it as the domain decides, and writes the result. Its ledger row is
+/// inserted at once, or pushed to `ledger` for the caller to insert (before the
+/// transaction commits).
 fn attempt(
     conn: &mut DbConnection,
     event: &NewEvent,
     received_at: DateTime<Utc>,
     ledger: Option<&mut Vec<EventRow>>,
-) -> Result<Stored, AttemptError> {
+) -> Result<(EventRow, DeploymentRow, bool), AttemptError> {
     if let Some(event_id) = event.event_id
         && let Some(existing) = queries::find_event(conn, &event_id.to_string())?
     {
         return replay(conn, event, existing);
     }
 
-    let target = match (event.deployment_id, event.kind.phase()) {
-        (Some(id), _) => queries::find_deployment(conn, &id.to_string())?,
-        (None, Phase::Finish) => queries::find_latest_running(
-            conn,
-            event.component.as_str(),
-            event.environment.as_str(),
-        )?,
-        (None, Phase::Start) => None,
+    let found = match pairing::target(event) {
+        Target::Named(id) => queries::find_deployment_row(conn, &id.to_string())?,
+        Target::LatestRunning {
+            component,
+            environment,
+        } => queries::find_latest_running(conn, component, environment)?,
+        Target::Nothing => None,
     };
-    let (target, revision, created_at) = match target {
+    let (target, revision, created_at) = match found {
         Some(row) => {
-            let deployment = row.to_deployment().map_err(fail)?;
-            (Some(deployment), row.revision, row.created_at)
+            let (revision, created_at) = (row.revision, row.created_at);
+            let deployment = row
+                .into_deployment()
+                .map_err(|e| fail(DieselError::from(e)))?;
+            (Some(deployment), revision, created_at)
         }
         None => (None, 0, to_micros(received_at)),
     };
 
-    // Without a client timestamp the event happened "now": stamp it when it is
-    // applied rather than when it was received, and never before the start it
-    // closes, or a finish that waited behind its own start (or raced it on
-    // another connection) would be refused as earlier than that start.
-    let restamped;
-    let event = if event.timestamp_given {
-        event
-    } else {
-        let started = target.as_ref().and_then(|d| d.started_at);
-        let applied = deploytime_core::time::truncate_to_micros(Utc::now());
-        restamped = NewEvent {
-            occurred_at: applied
-                .max(event.occurred_at)
-                .max(started.unwrap_or(applied)),
-            ..event.clone()
-        };
-        &restamped
-    };
+    let event = pairing::stamped(event, target.as_ref(), Utc::now());
     let now = to_micros(received_at);
-    let pairing = pair(event, target, Uuid::now_v7()).map_err(fail)?;
+    let pairing = pair(&event, target, Uuid::now_v7()).map_err(fail)?;
     let deployment_row = match &pairing {
         deploytime_core::Pairing::Insert(d) => {
             let row = DeploymentRow::from_deployment(d, 0, now, now);
@@ -252,18 +265,15 @@ fn attempt(
         }
     };
 
-    let event_row = event_row(event, pairing.deployment(), received_at);
+    let event_id = event.event_id.unwrap_or_else(Uuid::now_v7);
+    let event_row = EventRow::new(event_id, &event, pairing.deployment(), from_micros(now));
     match ledger {
         Some(rows) => rows.push(event_row.clone()),
         None => {
             queries::insert_event(conn, &event_row)?;
         }
     }
-    Ok(Stored {
-        event: event_row,
-        deployment: deployment_row,
-        replayed: false,
-    })
+    Ok((event_row, deployment_row, false))
 }
 
 /// The same event id again: the original result if it is the same call, a
@@ -272,42 +282,24 @@ fn replay(
     conn: &mut DbConnection,
     event: &NewEvent,
     existing: EventRow,
-) -> Result<Stored, AttemptError> {
+) -> Result<(EventRow, DeploymentRow, bool), AttemptError> {
     if existing.fingerprint != event.fingerprint {
         return Err(AttemptError::Fail(StoreError::IdempotencyConflict {
             event_id: event.event_id.unwrap_or_default(),
         }));
     }
-    let deployment = queries::find_deployment(conn, &existing.deployment_id)?.ok_or_else(|| {
-        AttemptError::Fail(StoreError::Corrupt(CorruptRow {
-            id: existing.deployment_id.clone(),
-            reason: format!(
-                "event {} names a deployment that is not stored",
-                existing.id
-            ),
-        }))
-    })?;
-    Ok(Stored {
-        event: existing,
-        deployment,
-        replayed: true,
-    })
+    let deployment =
+        queries::find_deployment_row(conn, &existing.deployment_id)?.ok_or_else(|| {
+            fail(DieselError::DeserializationError(
+                format!(
+                    "stored event {} names deployment {}, which is not stored",
+                    existing.id, existing.deployment_id
+                )
+                .into(),
+            ))
+        })?;
+    Ok((existing, deployment, true))
 }
 
-fn event_row(event: &NewEvent, deployment: &Deployment, received_at: DateTime<Utc>) -> EventRow {
-    EventRow {
-        id: event.event_id.unwrap_or_else(Uuid::now_v7).to_string(),
-        deployment_id: deployment.id.to_string(),
-        phase: event.kind.phase().as_str().to_owned(),
-        component: event.component.to_string(),
-        environment: event.environment.to_string(),
-        status: event.kind.status().map(|s| s.as_str().to_owned()),
-        version: event.version.clone(),
-        owner: event.owner.clone(),
-        occurred_at: to_micros(event.occurred_at),
-        received_at: to_micros(received_at),
-        // A map of strings always serialises.
-        attributes: serde_json::to_string(&event.attributes).unwrap_or_else(|_| "{}".into()),
-        fingerprint: event.fingerprint.clone(),
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,473 @@
+//! The API's wire format: the store call's body, what the server answers
+//! (deployments, events, pages, statistics, components) and its problem bodies.
+//! Server, command line and ec2-runner all use these types, so none of them
+//! re-types another's JSON, and a client tells problems apart by their `type`,
+//! never by the text of a message.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::deployment::Deployment;
+use crate::event::{FieldError, Phase, RecordedEvent, Status};
+use crate::names::{Component, Environment};
+use crate::state::{AbandonCutoff, ReportedState};
+use crate::stats::{GroupBy, GroupStats};
+use crate::time::{format_rfc3339, rfc3339};
+
+/// Where each resource is, relative to the server's base URL.
+pub mod paths {
+    pub const EVENTS: &str = "/api/v1/events";
+    pub const DEPLOYMENTS: &str = "/api/v1/deployments";
+    pub const STATS: &str = "/api/v1/stats";
+    pub const COMPONENTS: &str = "/api/v1/components";
+
+    /// One deployment.
+    pub fn deployment(id: impl std::fmt::Display) -> String {
+        format!("{DEPLOYMENTS}/{id}")
+    }
+}
+
+/// The body of `POST /api/v1/events`, as a client sends it. The server reads a
+/// body field by field (`EventInput`), so that every mistake is reported at
+/// once; this type is what well-behaved clients write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventBody {
+    /// 1–128 characters: ASCII letters, digits, `.` `_` `-` `/` `:`; starts with a letter or digit.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "api", pattern = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$")
+    )]
+    pub component: String,
+    pub phase: Phase,
+    /// Required on `finish`, refused on `start`: `success`, `cancelled`, or an
+    /// error code of 1–64 of `[A-Za-z0-9._-]` (the deploy failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, example = "success", pattern = r"^[A-Za-z0-9._-]{1,64}$")
+    )]
+    pub status: Option<Status>,
+    /// Default `production`; same characters as `component`, at most 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,63}$")
+    )]
+    pub environment: Option<String>,
+    /// At most 128 characters, no control characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    pub version: Option<String>,
+    /// At most 128 characters, no control characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    pub owner: Option<String>,
+    /// On `start` the id the deployment gets, on `finish` the deployment to close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<Uuid>,
+    /// The idempotency key (or the `Idempotency-Key` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
+    /// RFC 3339 with an offset; default: when the server stores it.
+    #[serde(
+        default,
+        with = "rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub timestamp: Option<DateTime<Utc>>,
+    /// A flat object of strings: at most 32 keys of 1–64 characters, values of at most 512.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A deployment as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeploymentView {
+    pub id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub component: Component,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub environment: Environment,
+    pub version: Option<String>,
+    pub owner: Option<String>,
+    /// running, succeeded, failed, cancelled or abandoned.
+    pub state: ReportedState,
+    /// The finish's status: success, cancelled or an error code.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub status: Option<Status>,
+    /// RFC 3339, microseconds.
+    #[serde(with = "rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(with = "rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Present once both ends are known.
+    pub duration_seconds: Option<f64>,
+}
+
+impl DeploymentView {
+    /// The deployment as reported at this abandonment cut-off.
+    pub fn new(deployment: Deployment, cutoff: &AbandonCutoff) -> Self {
+        DeploymentView {
+            state: deployment.reported_state(cutoff),
+            started_at: deployment.started_at(),
+            finished_at: deployment.finished_at(),
+            duration_seconds: deployment.duration_seconds(),
+            id: deployment.id,
+            component: deployment.component,
+            environment: deployment.environment,
+            version: deployment.version,
+            owner: deployment.owner,
+            status: deployment.status,
+        }
+    }
+
+    /// The cells of its CSV row, in the order of `export::DEPLOYMENT_COLUMNS`.
+    pub fn csv_record(&self) -> [String; 10] {
+        [
+            self.id.to_string(),
+            self.component.to_string(),
+            self.environment.to_string(),
+            self.version.clone().unwrap_or_default(),
+            self.owner.clone().unwrap_or_default(),
+            self.state.as_str().to_owned(),
+            self.status
+                .as_ref()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            self.started_at.map(format_rfc3339).unwrap_or_default(),
+            self.finished_at.map(format_rfc3339).unwrap_or_default(),
+            self.duration_seconds
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        ]
+    }
+}
+
+/// An event as stored in the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventView {
+    pub id: Uuid,
+    pub deployment_id: Uuid,
+    pub phase: Phase,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub component: Component,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub environment: Environment,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub status: Option<Status>,
+    pub version: Option<String>,
+    pub owner: Option<String>,
+    /// When it happened, RFC 3339 with microseconds.
+    #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub timestamp: DateTime<Utc>,
+    /// When the server received it.
+    #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub received_at: DateTime<Utc>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl From<RecordedEvent> for EventView {
+    fn from(event: RecordedEvent) -> Self {
+        EventView {
+            id: event.id,
+            deployment_id: event.deployment_id,
+            phase: event.kind.phase(),
+            status: event.kind.status().cloned(),
+            component: event.component,
+            environment: event.environment,
+            version: event.version,
+            owner: event.owner,
+            timestamp: event.occurred_at,
+            received_at: event.received_at,
+            attributes: event.attributes,
+        }
+    }
+}
+
+impl EventView {
+    /// The cells of its CSV row, in the order of `export::EVENT_COLUMNS`.
+    pub fn csv_record(&self) -> [String; 11] {
+        [
+            self.id.to_string(),
+            self.deployment_id.to_string(),
+            self.phase.as_str().to_owned(),
+            self.component.to_string(),
+            self.environment.to_string(),
+            self.status
+                .as_ref()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            self.version.clone().unwrap_or_default(),
+            self.owner.clone().unwrap_or_default(),
+            format_rfc3339(self.timestamp),
+            format_rfc3339(self.received_at),
+            // A map of strings always serialises.
+            serde_json::to_string(&self.attributes).unwrap_or_default(),
+        ]
+    }
+}
+
+/// A deployment with the events that made it, in the order they were stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeploymentDetail {
+    #[serde(flatten)]
+    pub deployment: DeploymentView,
+    pub events: Vec<EventView>,
+}
+
+/// What a store call answers: the stored event and its deployment as it now is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoreResponse {
+    pub event: EventView,
+    pub deployment: DeploymentView,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass back as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The window statistics cover, `[since, until)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Window {
+    #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub since: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub until: DateTime<Utc>,
+}
+
+/// `GET /api/v1/stats`: the statistics of each group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatsResponse {
+    pub window: Window,
+    /// component, environment, component,environment or none.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub group_by: GroupBy,
+    pub groups: Vec<GroupStats>,
+}
+
+/// One component in one environment, as `GET /api/v1/components` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ComponentSummary {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub component: Component,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub environment: Environment,
+    pub deployments: u64,
+    /// Over the deployments with both a start and a finish.
+    pub mean_duration_seconds: Option<f64>,
+    pub last_deployment: DeploymentView,
+}
+
+/// `GET /api/v1/components`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ComponentsResponse {
+    pub items: Vec<ComponentSummary>,
+}
+
+/// The kind of a problem: its `type` URI, relative to the API. Clients decide
+/// what to do by this, never by a problem's title or detail.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ProblemType {
+    MalformedBody,
+    BadRequest,
+    Validation,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    Unprocessable,
+    Unavailable,
+    Internal,
+    /// A type this version does not know (a newer server's, or `about:blank`
+    /// for an answer that is not one of the server's problems).
+    Other(String),
+}
+
+impl ProblemType {
+    const KNOWN: [ProblemType; 13] = [
+        ProblemType::MalformedBody,
+        ProblemType::BadRequest,
+        ProblemType::Validation,
+        ProblemType::UnsupportedMediaType,
+        ProblemType::PayloadTooLarge,
+        ProblemType::Unauthorized,
+        ProblemType::Forbidden,
+        ProblemType::NotFound,
+        ProblemType::MethodNotAllowed,
+        ProblemType::Conflict,
+        ProblemType::Unprocessable,
+        ProblemType::Unavailable,
+        ProblemType::Internal,
+    ];
+
+    pub fn uri(&self) -> &str {
+        match self {
+            ProblemType::MalformedBody => "/problems/malformed-body",
+            ProblemType::BadRequest => "/problems/bad-request",
+            ProblemType::Validation => "/problems/validation",
+            ProblemType::UnsupportedMediaType => "/problems/unsupported-media-type",
+            ProblemType::PayloadTooLarge => "/problems/payload-too-large",
+            ProblemType::Unauthorized => "/problems/unauthorized",
+            ProblemType::Forbidden => "/problems/forbidden",
+            ProblemType::NotFound => "/problems/not-found",
+            ProblemType::MethodNotAllowed => "/problems/method-not-allowed",
+            ProblemType::Conflict => "/problems/conflict",
+            ProblemType::Unprocessable => "/problems/unprocessable",
+            ProblemType::Unavailable => "/problems/unavailable",
+            ProblemType::Internal => "/problems/internal",
+            ProblemType::Other(uri) => uri,
+        }
+    }
+
+    /// The title every problem of this type carries.
+    pub fn title(&self) -> &'static str {
+        match self {
+            ProblemType::MalformedBody => "Malformed request body",
+            ProblemType::BadRequest => "Bad request",
+            ProblemType::Validation => "Invalid event",
+            ProblemType::UnsupportedMediaType => "Unsupported media type",
+            ProblemType::PayloadTooLarge => "Payload too large",
+            ProblemType::Unauthorized => "Unauthorized",
+            ProblemType::Forbidden => "Forbidden",
+            ProblemType::NotFound => "Not found",
+            ProblemType::MethodNotAllowed => "Method not allowed",
+            ProblemType::Conflict => "Conflict",
+            ProblemType::Unprocessable => "Unprocessable event",
+            ProblemType::Unavailable => "Service unavailable",
+            ProblemType::Internal => "Internal error",
+            ProblemType::Other(_) => "Error",
+        }
+    }
+
+    pub fn from_uri(uri: &str) -> Self {
+        Self::KNOWN
+            .into_iter()
+            .find(|known| known.uri() == uri)
+            .unwrap_or_else(|| ProblemType::Other(uri.to_owned()))
+    }
+}
+
+impl Serialize for ProblemType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.uri())
+    }
+}
+
+impl<'de> Deserialize<'de> for ProblemType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(ProblemType::from_uri(&String::deserialize(deserializer)?))
+    }
+}
+
+/// An RFC 9457 problem (`application/problem+json`): every error the API
+/// answers has this shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Problem {
+    /// The kind of problem, a URI relative to the API (`/problems/validation`).
+    #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kind: ProblemType,
+    pub title: String,
+    /// The HTTP status, repeated.
+    pub status: u16,
+    /// What went wrong and what to change.
+    #[serde(default)]
+    pub detail: String,
+    /// For invalid fields or parameters: each one with its message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+}
+
+impl Problem {
+    /// The media type of a problem body.
+    pub const MEDIA_TYPE: &'static str = "application/problem+json";
+}
+
+/// `422 Invalid event: component: must not be empty`, and one line per field.
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status, self.title)?;
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        for error in self.errors.iter().flatten() {
+            write!(f, "\n  {}: {}", error.field, error.message)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn problem_types_travel_as_their_uris() {
+        let problem: Problem = serde_json::from_value(json!({
+            "type": "/problems/conflict", "title": "Conflict", "status": 409,
+            "detail": "deployment x is already finished"
+        }))
+        .unwrap();
+        assert_eq!(problem.kind, ProblemType::Conflict);
+        assert_eq!(problem.errors, None);
+        let unknown: Problem = serde_json::from_value(
+            json!({"type": "about:blank", "title": "Bad Gateway", "status": 502}),
+        )
+        .unwrap();
+        assert_eq!(unknown.kind, ProblemType::Other("about:blank".into()));
+        assert_eq!(
+            serde_json::to_value(&problem).unwrap()["type"],
+            "/problems/conflict"
+        );
+        for known in ProblemType::KNOWN {
+            assert_eq!(ProblemType::from_uri(known.uri()), known);
+        }
+    }
+
+    #[test]
+    fn times_are_written_with_microseconds_and_read_with_any_offset() {
+        let body: EventBody = serde_json::from_value(json!({
+            "component": "api", "phase": "finish", "status": "exit-2",
+            "timestamp": "2026-11-22T12:00:00+02:00"
+        }))
+        .unwrap();
+        assert_eq!(body.status, Some(Status::Failed("exit-2".into())));
+        let written = serde_json::to_value(&body).unwrap();
+        assert_eq!(written["timestamp"], "2026-11-22T10:00:00.000000Z");
+        assert_eq!(written.get("event_id"), None, "absent fields are not sent");
+        let bad = serde_json::from_value::<EventBody>(json!({
+            "component": "api", "phase": "finish", "status": "exit 2"
+        }));
+        assert!(bad.is_err(), "a status is read by the domain's own rule");
+    }
+}

@@ -1,0 +1,36 @@
+//! The schema's migrations, one set per backend, embedded in the binary and run
+//! before the pool serves anything.
+
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use super::connection::{DatabaseUrl, DbConnection};
+use super::error::SetupError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+#[cfg(feature = "mysql")]
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/mysql");
+
+/// Runs the pending migrations of the connection's backend; returns their names.
+fn run_pending(conn: &mut DbConnection) -> Result<Vec<String>, String> {
+    let applied = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS),
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(applied.iter().map(ToString::to_string).collect())
+}
+
+/// Connects once (so that a wrong password or an unknown database is reported
+/// with the database's own words), applies the migrations, and returns the
+/// migrations it applied.
+pub fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, SetupError> {
+    let mut conn = url.establish().map_err(|source| SetupError::Connect {
+        url: url.clone(),
+        source,
+    })?;
+    run_pending(&mut conn).map_err(|message| SetupError::Migrate {
+        url: url.clone(),
+        message,
+    })
+}

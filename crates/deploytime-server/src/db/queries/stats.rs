@@ -1,0 +1,96 @@
+//! What the statistics read: the components and environments seen, and for each
+//! the samples of one window, from one index range.
+
+use deploytime_core::AbandonCutoff;
+use deploytime_core::stats::Sample;
+use deploytime_core::time::from_micros;
+use deploytime_core::{Component, DeploymentState, Environment};
+use diesel::prelude::*;
+
+use crate::db::connection::DbConnection;
+use crate::db::schema::deployments;
+
+/// Every component and environment seen (only `component`'s, only in
+/// `environment`, when given), in order.
+pub(crate) fn stats_targets(
+    conn: &mut DbConnection,
+    component: Option<&Component>,
+    environment: Option<&Environment>,
+) -> QueryResult<Vec<(Component, Environment)>> {
+    let mut query = deployments::table
+        .select((deployments::component, deployments::environment))
+        .distinct()
+        .order((deployments::component.asc(), deployments::environment.asc()))
+        .into_boxed();
+    if let Some(component) = component {
+        query = query.filter(deployments::component.eq(component.as_str().to_owned()));
+    }
+    if let Some(environment) = environment {
+        query = query.filter(deployments::environment.eq(environment.as_str().to_owned()));
+    }
+    query
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .map(|(component, environment)| {
+            let unreadable = |e: String| {
+                diesel::result::Error::DeserializationError(
+                    format!("a stored name is unreadable: {e}").into(),
+                )
+            };
+            Ok((
+                Component::try_from(component).map_err(unreadable)?,
+                Environment::try_from(environment).map_err(unreadable)?,
+            ))
+        })
+        .collect()
+}
+
+/// A deployment as the statistics read it.
+#[derive(Queryable)]
+struct SampleRow {
+    #[diesel(deserialize_as = String)]
+    state: DeploymentState,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    duration_us: Option<i64>,
+    anchor_at: i64,
+}
+
+/// The samples of each deployment of one component in one environment in
+/// `[since, until)` (microseconds), reported at `cutoff`. One range of the
+/// `deployments_component_anchor` index, which holds every column read here, so
+/// no table row is visited.
+pub(crate) fn stats_samples(
+    conn: &mut DbConnection,
+    component: &Component,
+    environment: &Environment,
+    (since, until): (i64, i64),
+    cutoff: &AbandonCutoff,
+) -> QueryResult<Vec<Sample>> {
+    let rows: Vec<SampleRow> = deployments::table
+        .filter(deployments::component.eq(component.as_str()))
+        .filter(deployments::environment.eq(environment.as_str()))
+        .filter(deployments::anchor_at.ge(since))
+        .filter(deployments::anchor_at.lt(until))
+        .select((
+            // The stored name, not a CASE mapping it to a number: an SQL literal
+            // makes the statement uncacheable (prepared again for every component
+            // of every request), and diesel's case_when with bound values makes
+            // MariaDB report the column's type as NULL on first use.
+            deployments::state,
+            deployments::started_at,
+            deployments::finished_at,
+            deployments::duration_us,
+            deployments::anchor_at,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Sample {
+            outcome: cutoff.report(row.state, row.started_at.map(from_micros)),
+            finished_at: row.finished_at,
+            duration_us: row.duration_us,
+            anchor_at: row.anchor_at,
+        })
+        .collect())
+}

@@ -1,0 +1,188 @@
+//! `POST /api/v1/events`, the store call every pipeline makes, and
+//! `GET /api/v1/events`, the raw ledger.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use deploytime_core::access::check_scope;
+use deploytime_core::wire::{DeploymentView, EventBody, EventView, Page, Problem, StoreResponse};
+
+use super::body::{body_format, read_body, read_event_body};
+use super::csv_export::{Export, stream_csv};
+use super::params::{ParamErrors, page, wants_csv};
+use crate::db::queries::{self, EventFilter};
+use crate::db::{Database, DbConnection};
+use crate::http::HttpSettings;
+use crate::http::error::{AccessProblems, ApiError, QueryProblems};
+use crate::http::guard::Authenticated;
+use crate::http::metrics::Metrics;
+
+/// Stores one `start` or `finish` event and applies it to its deployment.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    tag = "events",
+    request_body(
+        description = "The event, as JSON or form fields (`attributes[name]=value`); UTF-8, at most 64 KiB",
+        content((EventBody = "application/json"), (EventBody = "application/x-www-form-urlencoded"))
+    ),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "The event id, as a UUID, if not in the body"),
+    ),
+    responses(
+        (status = 201, description = "Stored; `Location` names the deployment", body = StoreResponse),
+        (status = 200, description = "This event_id was stored before with the same content: the original answer", body = StoreResponse),
+        (status = 400, description = "The body is not JSON or not a form", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The deployment is already finished or belongs to another component, or the event_id was sent with other content", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON nor a form, or not UTF-8", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Fields break a rule (all listed in `errors`), or a finish is earlier than its start", body = Problem, content_type = "application/problem+json"),
+        AccessProblems,
+    ),
+    security(("bearer" = []), ())
+)]
+#[tracing::instrument(name = "store_event", skip_all)]
+pub(crate) async fn store_event(
+    req: HttpRequest,
+    payload: web::Payload,
+    who: Authenticated,
+    db: web::Data<Database>,
+    settings: web::Data<HttpSettings>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    // The content type is checked before the body is read: a wrong one is
+    // refused without reading up to 64 KiB first.
+    body_format(req.headers().get(header::CONTENT_TYPE))?;
+    let body = read_body(&req, payload).await?;
+    let input = read_event_body(req.headers().get(header::CONTENT_TYPE), &body)?;
+    let idempotency_key = req
+        .headers()
+        .get("Idempotency-Key")
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError::BadRequest("the Idempotency-Key header is not readable text".into())
+            })
+        })
+        .transpose()?;
+    let received_at = deploytime_core::time::truncate_to_micros(Utc::now());
+    let event = input
+        .with_idempotency_key(idempotency_key)?
+        .validate(received_at)?;
+    check_scope(&who.caller, &event.component, &event.environment)?;
+
+    let stored = db.store(event, received_at, who.credential).await?;
+
+    let phase = stored.event.kind.phase();
+    if !stored.replayed {
+        metrics.event_stored(phase, &stored.deployment);
+    }
+    tracing::info!(
+        event_id = %stored.event.id,
+        deployment_id = %stored.deployment.id,
+        component = %stored.event.component,
+        %phase,
+        replayed = stored.replayed,
+        "event stored"
+    );
+    let location = deploytime_core::wire::paths::deployment(stored.deployment.id);
+    let cutoff = settings.abandon.cutoff(Utc::now());
+    let body = StoreResponse {
+        event: EventView::from(stored.event),
+        deployment: DeploymentView::new(stored.deployment, &cutoff),
+    };
+    let mut response = if stored.replayed {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::Created()
+    };
+    Ok(response
+        .insert_header((header::LOCATION, location))
+        .json(body))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    component: Option<String>,
+    environment: Option<String>,
+    /// start or finish.
+    phase: Option<String>,
+    /// RFC 3339, inclusive, on the event's own time.
+    since: Option<String>,
+    /// RFC 3339, exclusive.
+    until: Option<String>,
+    /// 1–1000, default 50.
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// json (default) or csv: every matching event, streamed.
+    format: Option<String>,
+}
+
+/// The raw ledger, newest event time first; JSON pages or a CSV export.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of events, or with `format=csv` (or `Accept: text/csv`) all of them",
+            content((Page<EventView> = "application/json"), (String = "text/csv"))),
+        QueryProblems,
+        AccessProblems,
+    ),
+    security(("bearer" = []), ())
+)]
+#[tracing::instrument(skip(db, req))]
+pub(crate) async fn list_events(
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+    db: web::Data<Database>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let csv = wants_csv(&req, query.format.as_deref())?;
+    let mut errors = ParamErrors::default();
+    let phase = query.phase.filter(|p| !p.is_empty()).and_then(|p| {
+        let phase = deploytime_core::Phase::parse(&p);
+        if phase.is_none() {
+            errors.push("phase", format!("must be start or finish (got {p:?})"));
+        }
+        phase
+    });
+    let filter = EventFilter {
+        component: errors.component(query.component),
+        environment: errors.environment(query.environment),
+        phase,
+        since: errors.instant("since", query.since),
+        until: errors.instant("until", query.until),
+    };
+    let limit = errors.limit(query.limit);
+    let cursor = errors.cursor(query.cursor);
+    errors.finish()?;
+    if csv {
+        let fetch_filter = filter.clone();
+        return Ok(stream_csv(
+            db.get_ref().clone(),
+            Export {
+                filename: "events.csv",
+                header: &deploytime_core::export::EVENT_COLUMNS,
+                fetch: Arc::new(move |conn, cursor, down_to, limit| {
+                    queries::list_events(conn, &fetch_filter, cursor, down_to, limit)
+                }),
+                page_end: filter.orders_by_index_alone().then(|| {
+                    Arc::new(move |conn: &mut DbConnection, cursor, limit| {
+                        queries::events_page_end(conn, &filter, cursor, limit)
+                    }) as Arc<_>
+                }),
+                record: Arc::new(|event| Vec::from(EventView::from(event).csv_record())),
+            },
+        ));
+    }
+    let rows = db
+        .read(move |conn| queries::list_events(conn, &filter, cursor, None, limit + 1))
+        .await?;
+    Ok(HttpResponse::Ok().json(page(rows, limit, EventView::from)))
+}
