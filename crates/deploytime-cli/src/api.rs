@@ -8,73 +8,39 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use backon::{BlockingRetryable, ExponentialBuilder};
+use deploytime_core::wire::{EventBody, Problem, ProblemType, StoreResponse, paths};
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use serde::Deserialize;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 use crate::cli::GlobalArgs;
 use crate::error::Error;
-use crate::event::Event;
 
-/// A problem body (RFC 9457) as the server sends it with every error.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Problem {
-    #[serde(default)]
-    pub title: String,
-    #[serde(default)]
-    pub status: u16,
-    #[serde(default)]
-    pub detail: String,
-    #[serde(default)]
-    pub errors: Vec<FieldError>,
+/// Whether a refusal is about where or how the event was sent (credentials,
+/// a wrong URL) rather than about the event: the same event can succeed once
+/// `--url` or `--token` is fixed, so it is kept, not set aside.
+pub fn refuses_the_sender(problem: &Problem) -> bool {
+    matches!(problem.status, 401 | 403 | 404 | 405 | 407)
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.status, self.title)?;
-        if !self.detail.is_empty() {
-            write!(f, ": {}", self.detail)?;
+/// Reads the problem from an error response; a body that is not a problem (a
+/// proxy's HTML page) is kept as the detail, cut short.
+fn read_problem(response: Response) -> Problem {
+    let status = response.status();
+    let text = response.text().unwrap_or_default();
+    match serde_json::from_str::<Problem>(&text) {
+        Ok(mut problem) => {
+            problem.status = status.as_u16();
+            problem
         }
-        for error in &self.errors {
-            write!(f, "\n  {}: {}", error.field, error.message)?;
-        }
-        Ok(())
-    }
-}
-
-impl Problem {
-    /// Whether the refusal is about where or how the event was sent (credentials,
-    /// a wrong URL) rather than about the event: the same event can succeed once
-    /// `--url` or `--token` is fixed, so it is kept, not set aside.
-    pub fn refuses_the_sender(&self) -> bool {
-        matches!(self.status, 401 | 403 | 404 | 405 | 407)
-    }
-
-    /// Reads the problem from an error response; a body that is not a problem (a
-    /// proxy's HTML page) is kept as the detail, cut short.
-    fn read(response: Response) -> Problem {
-        let status = response.status();
-        let text = response.text().unwrap_or_default();
-        match serde_json::from_str::<Problem>(&text) {
-            Ok(mut problem) => {
-                problem.status = status.as_u16();
-                problem
-            }
-            Err(_) => Problem {
-                title: status.canonical_reason().unwrap_or("error").to_owned(),
-                status: status.as_u16(),
-                detail: text.chars().take(300).collect::<String>().trim().to_owned(),
-                errors: Vec::new(),
-            },
-        }
+        Err(_) => Problem {
+            kind: ProblemType::Other("about:blank".to_owned()),
+            title: status.canonical_reason().unwrap_or("error").to_owned(),
+            status: status.as_u16(),
+            detail: text.chars().take(300).collect::<String>().trim().to_owned(),
+            errors: None,
+        },
     }
 }
 
@@ -87,7 +53,7 @@ pub enum Failure {
         retry_after: Option<Duration>,
     },
     /// The server refused the call (4xx).
-    Refused(Problem),
+    Refused(Box<Problem>),
 }
 
 impl fmt::Display for Failure {
@@ -153,9 +119,14 @@ impl Api {
 
     /// Stores one event, retrying for up to `budget`. Every attempt sends the same
     /// `event_id`, so the server stores the event once however often it arrives.
-    /// Returns the server's answer (`event` and `deployment`).
-    pub fn post_event(&self, event: &Event, budget: Duration) -> Result<Value, Failure> {
-        let url = format!("{}/api/v1/events", self.base);
+    /// Returns the server's answer (`event` and `deployment`), or `None` when a
+    /// 2xx came with a body that cannot be read: the event is stored all the same.
+    pub fn post_event(
+        &self,
+        event: &EventBody,
+        budget: Duration,
+    ) -> Result<Option<StoreResponse>, Failure> {
+        let url = format!("{}{}", self.base, paths::EVENTS);
         let what = format!("sending the {} of {}", event.phase, event.component);
         with_retries(budget, &what, || {
             let response = self
@@ -165,19 +136,22 @@ impl Api {
                 .send()
                 .map_err(transport_failure)?;
             let response = classify(response)?;
-            // 2xx means the event is stored: an unreadable body changes nothing.
-            Ok(response.json::<Value>().unwrap_or(Value::Null))
+            Ok(response.json::<StoreResponse>().ok())
         })
     }
 
-    /// A GET answered with JSON, retried like events are.
-    pub fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value, Failure> {
+    /// A GET answered with JSON of type `T`, retried like events are.
+    pub fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, Failure> {
         with_retries(self.retry_for, &format!("reading {path}"), || {
             let response = self.get(path, query).send().map_err(transport_failure)?;
             classify(response)?
-                .json::<Value>()
+                .json::<T>()
                 .map_err(|e| Failure::Transient {
-                    cause: format!("the server's answer to {path} is not JSON: {e}"),
+                    cause: format!("the server's answer to {path} cannot be read: {e}"),
                     retry_after: None,
                 })
         })
@@ -282,14 +256,14 @@ fn classify(response: Response) -> Result<Response, Failure> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let problem = Problem::read(response);
+        let problem = read_problem(response);
         return Err(Failure::Transient {
             cause: format!("the server answered {problem}"),
             retry_after,
         });
     }
     if status.is_client_error() {
-        return Err(Failure::Refused(Problem::read(response)));
+        return Err(Failure::Refused(Box::new(read_problem(response))));
     }
     Err(Failure::Transient {
         cause: format!("unexpected answer {status}"),

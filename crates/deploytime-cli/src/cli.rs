@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use deploytime_core::{ReportedState, Status};
 use uuid::Uuid;
 
 use crate::exit;
@@ -128,8 +130,8 @@ pub struct FinishArgs {
     #[command(flatten)]
     pub event: EventArgs,
     /// `success`, `cancelled`, or an error code (letters, digits, . _ -) meaning failure.
-    #[arg(long, value_parser = parse_status)]
-    pub status: String,
+    #[arg(long, value_parser = status_arg)]
+    pub status: Status,
 }
 
 #[derive(Debug, Args)]
@@ -152,28 +154,6 @@ pub enum Format {
     Csv,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum State {
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    /// Still running after the server's abandon-after time (default 24h).
-    Abandoned,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Running => "running",
-            State::Succeeded => "succeeded",
-            State::Failed => "failed",
-            State::Cancelled => "cancelled",
-            State::Abandoned => "abandoned",
-        }
-    }
-}
-
 /// Which rows to read.
 #[derive(Debug, Clone, Args)]
 pub struct Filters {
@@ -182,9 +162,10 @@ pub struct Filters {
     /// Only this environment.
     #[arg(long = "env")]
     pub environment: Option<String>,
-    /// Only deployments in this state (deployments only).
-    #[arg(long, value_enum)]
-    pub state: Option<State>,
+    /// Only deployments in this state (deployments only); abandoned: still
+    /// running after the server's abandon-after time (default 24h).
+    #[arg(long, value_parser = state_parser())]
+    pub state: Option<ReportedState>,
     /// From this time on: a duration back from now (7d, 12h) or an RFC 3339 time or date.
     #[arg(long, value_parser = parse_time)]
     pub since: Option<DateTime<Utc>>,
@@ -237,8 +218,8 @@ pub enum ExportKind {
 impl ExportKind {
     pub fn path(self) -> &'static str {
         match self {
-            ExportKind::Events => "/api/v1/events",
-            ExportKind::Deployments => "/api/v1/deployments",
+            ExportKind::Events => deploytime_core::wire::paths::EVENTS,
+            ExportKind::Deployments => deploytime_core::wire::paths::DEPLOYMENTS,
         }
     }
 }
@@ -291,20 +272,18 @@ fn parse_attribute(value: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The server's rule, checked before anything is sent: a mistyped status should
-/// fail the call now, not be spooled and rejected later.
-fn parse_status(value: &str) -> Result<String, String> {
-    let valid = (1..=64).contains(&value.chars().count())
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if valid {
-        Ok(value.to_owned())
-    } else {
-        Err(format!(
-            "{value:?}: use success, cancelled, or an error code of 1 to 64 letters, digits, . _ -"
-        ))
-    }
+/// The server's own rule (the domain's parser), checked before anything is
+/// sent: a mistyped status should fail the call now, not be spooled and
+/// rejected later.
+fn status_arg(value: &str) -> Result<Status, String> {
+    Status::parse(value).map_err(|reason| format!("{value:?}: {reason}"))
+}
+
+/// The reported states, by the names the domain gives them.
+fn state_parser() -> impl TypedValueParser<Value = ReportedState> {
+    PossibleValuesParser::new(ReportedState::ALL.map(ReportedState::as_str)).try_map(
+        |name: String| ReportedState::parse(&name).ok_or_else(|| format!("unknown state {name:?}")),
+    )
 }
 
 #[cfg(test)]
@@ -359,11 +338,27 @@ mod tests {
 
     #[test]
     fn statuses_follow_the_servers_rule() {
+        let finish =
+            |status: &str| Cli::try_parse_from(["deploytime", "finish", "api", "--status", status]);
         for ok in ["success", "cancelled", "exit-2", "E4031", "timeout.db_1"] {
-            assert!(parse_status(ok).is_ok(), "{ok}");
+            assert!(finish(ok).is_ok(), "{ok}");
         }
         for bad in ["", "exit 2", "späť", &"x".repeat(65)] {
-            assert!(parse_status(bad).is_err(), "{bad}");
+            assert!(finish(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn states_are_the_reported_states() {
+        let state = |state: &str| {
+            Cli::try_parse_from(["deploytime", "deployments", "--state", state]).map(
+                |cli| match cli.command {
+                    Command::Deployments(args) => args.filters.state,
+                    _ => None,
+                },
+            )
+        };
+        assert_eq!(state("abandoned").unwrap(), Some(ReportedState::Abandoned));
+        assert!(state("done").is_err());
     }
 }

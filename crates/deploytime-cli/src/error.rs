@@ -2,20 +2,23 @@
 
 use std::path::PathBuf;
 
-use crate::api::Problem;
 use crate::exit;
+use deploytime_core::wire::Problem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     Usage(String),
     #[error("the server refused the call: {0}")]
-    Rejected(Problem),
+    Rejected(Box<Problem>),
     #[error(
         "the server refused the call: {problem}; the event is kept in {} until `deploytime flush` can send it (check --url and --token)",
         spool.display()
     )]
-    RejectedSpooled { problem: Problem, spool: PathBuf },
+    RejectedSpooled {
+        problem: Box<Problem>,
+        spool: PathBuf,
+    },
     #[error("cannot reach the server at {url}: {cause}")]
     Unreachable { url: String, cause: String },
     #[error(
@@ -48,7 +51,10 @@ pub enum Error {
     #[error("events remain in the spool {}: {cause}", path.display())]
     FlushIncomplete { path: PathBuf, cause: String },
     #[error("events remain in the spool {}: the server refused the call: {problem} (check --url and --token)", path.display())]
-    FlushRefused { path: PathBuf, problem: Problem },
+    FlushRefused {
+        path: PathBuf,
+        problem: Box<Problem>,
+    },
     #[error("{count} spooled event(s) were refused by the server; they are kept in {}", path.display())]
     FlushRejected { count: usize, path: PathBuf },
     #[error("cannot write {what}")]

@@ -1,83 +1,59 @@
-//! The events the CLI sends: built once, with their `event_id` and timestamp fixed
-//! before the first attempt, so that a retry or a spooled copy is the same event.
+//! The events the CLI sends, as the API's own body (`wire::EventBody`): built
+//! once, with their `event_id` and timestamp fixed before the first attempt, so
+//! that a retry or a spooled copy is the same event.
 
 use std::collections::BTreeMap;
 
-use chrono::{SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
+use deploytime_core::event::MAX_ATTRIBUTE_VALUE_CHARS;
+use deploytime_core::time::truncate_to_micros;
+use deploytime_core::wire::EventBody;
+use deploytime_core::{Phase, Status};
 use uuid::Uuid;
 
 use crate::cli::EventArgs;
 
-pub const START: &str = "start";
-pub const FINISH: &str = "finish";
-
-/// The body of `POST /api/v1/events`, exactly as sent and as spooled.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub event_id: Uuid,
-    pub phase: String,
-    pub component: String,
-    pub environment: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deployment_id: Option<Uuid>,
-    pub timestamp: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub attributes: BTreeMap<String, String>,
+/// A `start`. The deployment id is chosen here when not given, so that a
+/// `finish` can name it even while both are still in the spool.
+pub fn start(args: &EventArgs) -> EventBody {
+    let deployment_id = args.deployment_id.unwrap_or_else(Uuid::now_v7);
+    event(Phase::Start, args, None, Some(deployment_id))
 }
 
-impl Event {
-    /// A `start`. The deployment id is chosen here when not given, so that a
-    /// `finish` can name it even while both are still in the spool.
-    pub fn start(args: &EventArgs) -> Event {
-        let deployment_id = args.deployment_id.unwrap_or_else(Uuid::now_v7);
-        Event::new(START, args, None, Some(deployment_id))
-    }
-
-    pub fn finish(args: &EventArgs, status: &str, deployment_id: Option<Uuid>) -> Event {
-        Event::new(FINISH, args, Some(status.to_owned()), deployment_id)
-    }
-
-    fn new(
-        phase: &str,
-        args: &EventArgs,
-        status: Option<String>,
-        deployment_id: Option<Uuid>,
-    ) -> Event {
-        let mut attributes = if args.no_ci_metadata {
-            BTreeMap::new()
-        } else {
-            ci_metadata(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-        };
-        // What the caller says wins over what was detected.
-        attributes.extend(args.attributes.iter().cloned());
-        Event {
-            event_id: Uuid::new_v4(),
-            phase: phase.to_owned(),
-            component: args.component.clone(),
-            environment: args.environment.clone(),
-            status,
-            version: args.version.clone(),
-            owner: args.owner.clone(),
-            deployment_id,
-            timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
-            attributes,
-        }
-    }
+pub fn finish(args: &EventArgs, status: Status, deployment_id: Option<Uuid>) -> EventBody {
+    event(Phase::Finish, args, Some(status), deployment_id)
 }
 
-/// The server's limit on an attribute value; detected values are cut to it
-/// rather than have the whole event refused.
-const MAX_ATTRIBUTE_VALUE_CHARS: usize = 512;
+fn event(
+    phase: Phase,
+    args: &EventArgs,
+    status: Option<Status>,
+    deployment_id: Option<Uuid>,
+) -> EventBody {
+    let mut attributes = if args.no_ci_metadata {
+        BTreeMap::new()
+    } else {
+        ci_metadata(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    };
+    // What the caller says wins over what was detected.
+    attributes.extend(args.attributes.iter().cloned());
+    EventBody {
+        event_id: Some(Uuid::new_v4()),
+        phase,
+        component: args.component.clone(),
+        environment: Some(args.environment.clone()),
+        status,
+        version: args.version.clone(),
+        owner: args.owner.clone(),
+        deployment_id,
+        timestamp: Some(truncate_to_micros(Utc::now())),
+        attributes,
+    }
+}
 
 /// The run, commit and run URL of the CI system this runs in, if any:
-/// `ci.provider`, `ci.run_id`, `ci.commit`, `ci.run_url`.
+/// `ci.provider`, `ci.run_id`, `ci.commit`, `ci.run_url`. Values are cut to the
+/// server's limit rather than have the whole event refused.
 pub fn ci_metadata(var: impl Fn(&str) -> Option<String>) -> BTreeMap<String, String> {
     let mut found: Vec<(&str, Option<String>)> = Vec::new();
     if var("GITHUB_ACTIONS").is_some() || var("GITHUB_RUN_ID").is_some() {

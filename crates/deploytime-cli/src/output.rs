@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use comfy_table::{CellAlignment, Table, presets};
+use deploytime_core::wire::DeploymentView;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::Error;
@@ -25,15 +27,8 @@ pub fn human_duration(seconds: f64) -> String {
 }
 
 /// A timestamp for people, in UTC to the second.
-pub fn human_time(value: &Value) -> String {
-    value
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| {
-            t.with_timezone(&Utc)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
+pub fn human_time(at: Option<DateTime<Utc>>) -> String {
+    at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|| "-".to_owned())
 }
 
@@ -61,7 +56,7 @@ pub fn align_right(table: &mut Table, columns: &[usize]) {
     }
 }
 
-pub fn deployments_table(items: &[Value]) -> Table {
+pub fn deployments_table(items: &[DeploymentView]) -> Table {
     let mut table = new_table(&[
         "id",
         "component",
@@ -74,15 +69,19 @@ pub fn deployments_table(items: &[Value]) -> Table {
     ]);
     for item in items {
         table.add_row(vec![
-            cell(&item["id"]),
-            cell(&item["component"]),
-            cell(&item["environment"]),
-            or_dash(cell(&item["version"])),
-            cell(&item["state"]),
-            or_dash(cell(&item["status"])),
-            human_time(&item["started_at"]),
-            item["duration_seconds"]
-                .as_f64()
+            item.id.to_string(),
+            item.component.to_string(),
+            item.environment.to_string(),
+            or_dash(item.version.clone().unwrap_or_default()),
+            item.state.to_string(),
+            or_dash(
+                item.status
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
+            human_time(item.started_at),
+            item.duration_seconds
                 .map_or_else(|| "-".to_owned(), human_duration),
         ]);
     }
@@ -98,8 +97,9 @@ fn or_dash(text: String) -> String {
     }
 }
 
-/// Writes deployments as CSV with a header row.
-pub fn write_deployments_csv(out: impl Write, items: &[Value]) -> Result<(), Error> {
+/// Writes deployments as CSV with a header row: each column as its JSON form
+/// shows it (durations in seconds, as JSON numbers).
+pub fn write_deployments_csv(out: impl Write, items: &[DeploymentView]) -> Result<(), Error> {
     let mut writer = csv::Writer::from_writer(out);
     let failed = |e: csv::Error| Error::Output {
         what: "CSV".into(),
@@ -107,6 +107,7 @@ pub fn write_deployments_csv(out: impl Write, items: &[Value]) -> Result<(), Err
     };
     writer.write_record(DEPLOYMENT_COLUMNS).map_err(failed)?;
     for item in items {
+        let item = serde_json::to_value(item).unwrap_or(Value::Null);
         writer
             .write_record(
                 DEPLOYMENT_COLUMNS
@@ -122,7 +123,7 @@ pub fn write_deployments_csv(out: impl Write, items: &[Value]) -> Result<(), Err
 }
 
 /// Prints a value as pretty JSON on stdout.
-pub fn print_json(value: &Value) -> Result<(), Error> {
+pub fn print_json(value: &impl Serialize) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)
         .map_err(std::io::Error::from)
@@ -161,12 +162,14 @@ mod tests {
     #[test]
     fn deployment_csv_has_a_header_and_one_row_each() {
         let mut out = Vec::new();
-        let items = vec![json!({
-            "id": "0193", "component": "api", "environment": "production",
-            "version": null, "owner": "ops", "state": "succeeded", "status": "success",
+        let items: Vec<DeploymentView> = serde_json::from_value(json!([{
+            "id": "0193f6a4-6c53-7d0e-9d8f-2f4b7c1e5a10", "component": "api",
+            "environment": "production", "version": null, "owner": "ops",
+            "state": "succeeded", "status": "success",
             "started_at": "2026-11-22T10:00:00Z", "finished_at": "2026-11-22T10:03:12Z",
             "duration_seconds": 192.0
-        })];
+        }]))
+        .unwrap();
         write_deployments_csv(&mut out, &items).unwrap();
         let text = String::from_utf8(out).unwrap();
         let mut lines = text.lines();
@@ -174,7 +177,7 @@ mod tests {
         assert_eq!(
             lines.next(),
             Some(
-                "0193,api,production,,ops,succeeded,success,2026-11-22T10:00:00Z,2026-11-22T10:03:12Z,192.0"
+                "0193f6a4-6c53-7d0e-9d8f-2f4b7c1e5a10,api,production,,ops,succeeded,success,2026-11-22T10:00:00.000000Z,2026-11-22T10:03:12.000000Z,192.0"
             )
         );
         assert_eq!(lines.next(), None);

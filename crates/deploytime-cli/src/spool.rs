@@ -19,11 +19,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{SecondsFormat, Utc};
+use deploytime_core::Phase;
+use deploytime_core::wire::{EventBody, Problem};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::api::{Api, Failure, Problem};
-use crate::event::{self, Event};
+use crate::api::{Api, Failure, refuses_the_sender};
 
 /// One line of the spool.
 #[derive(Debug, Serialize, Deserialize)]
@@ -31,7 +32,7 @@ pub struct SpooledEvent {
     /// When the event was given up on for now.
     pub spooled_at: String,
     /// The event, exactly as it will be sent.
-    pub event: Event,
+    pub event: EventBody,
 }
 
 /// One line of the rejected file.
@@ -58,14 +59,14 @@ pub enum Wait {
 #[derive(Debug, Default)]
 pub struct FlushReport {
     pub delivered: usize,
-    pub rejected: Vec<(Event, Problem)>,
+    pub rejected: Vec<(EventBody, Problem)>,
     pub unreadable: usize,
     pub remaining: usize,
     /// Why the flush stopped early, when it did.
     pub stopped_by: Option<String>,
     /// The server refused the credentials or the address (401, 403, 404...) for
     /// at least one event, which was kept; the last such refusal.
-    pub sender_refused: Option<Problem>,
+    pub sender_refused: Option<Box<Problem>>,
     /// Another process was flushing; nothing was done.
     pub busy: bool,
 }
@@ -111,7 +112,7 @@ impl Spool {
     }
 
     /// Appends an event and makes it durable before returning.
-    pub fn append(&self, event: &Event) -> io::Result<()> {
+    pub fn append(&self, event: &EventBody) -> io::Result<()> {
         let line = serde_json::to_string(&SpooledEvent {
             spooled_at: now(),
             event: event.clone(),
@@ -135,16 +136,16 @@ impl Spool {
         let pending = self.pending()?;
         let finished: Vec<Uuid> = pending
             .iter()
-            .filter(|s| s.event.phase == event::FINISH)
+            .filter(|s| s.event.phase == Phase::Finish)
             .filter_map(|s| s.event.deployment_id)
             .collect();
         Ok(pending
             .iter()
             .rev()
             .filter(|s| {
-                s.event.phase == event::START
+                s.event.phase == Phase::Start
                     && s.event.component == component
-                    && s.event.environment == environment
+                    && s.event.environment.as_deref() == Some(environment)
             })
             .filter_map(|s| s.event.deployment_id)
             .find(|id| !finished.contains(id)))
@@ -180,7 +181,7 @@ impl Spool {
             };
             match api.post_event(&spooled.event, std::time::Duration::ZERO) {
                 Ok(_) => report.delivered += 1,
-                Err(Failure::Refused(problem)) if problem.refuses_the_sender() => {
+                Err(Failure::Refused(problem)) if refuses_the_sender(&problem) => {
                     // Kept, and the flush goes on: a token scoped to other
                     // components must not hold back the events it may send.
                     report.sender_refused = Some(problem);
@@ -188,7 +189,7 @@ impl Spool {
                 }
                 Err(Failure::Refused(problem)) => {
                     self.reject(line, problem.to_string())?;
-                    report.rejected.push((spooled.event, problem));
+                    report.rejected.push((spooled.event, *problem));
                 }
                 Err(failure @ Failure::Transient { .. }) => {
                     report.stopped_by = Some(failure.to_string());
@@ -292,6 +293,8 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::cli::EventArgs;
+    use crate::event;
+    use deploytime_core::Status;
 
     fn args(component: &str) -> EventArgs {
         EventArgs {
@@ -309,11 +312,11 @@ mod tests {
     fn appended_events_come_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(Some(dir.path().join("nested/spool.jsonl")));
-        let first = Event::start(&args("api"));
-        let second = Event::finish(&args("api"), "success", first.deployment_id);
+        let first = event::start(&args("api"));
+        let second = event::finish(&args("api"), Status::Success, first.deployment_id);
         spool.append(&first).unwrap();
         spool.append(&second).unwrap();
-        let pending: Vec<Event> = spool
+        let pending: Vec<EventBody> = spool
             .pending()
             .unwrap()
             .into_iter()
@@ -331,7 +334,7 @@ mod tests {
                 let spool = spool.clone();
                 std::thread::spawn(move || {
                     for _ in 0..25 {
-                        spool.append(&Event::start(&args("api"))).unwrap();
+                        spool.append(&event::start(&args("api"))).unwrap();
                     }
                 })
             })
@@ -341,7 +344,7 @@ mod tests {
         }
         let pending = spool.pending().unwrap();
         assert_eq!(pending.len(), 200);
-        let mut ids: Vec<Uuid> = pending.iter().map(|s| s.event.event_id).collect();
+        let mut ids: Vec<Uuid> = pending.iter().filter_map(|s| s.event.event_id).collect();
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 200);
@@ -352,18 +355,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(Some(dir.path().join("spool.jsonl")));
         assert_eq!(spool.open_deployment("api", "production").unwrap(), None);
-        let closed = Event::start(&args("api"));
+        let closed = event::start(&args("api"));
         spool.append(&closed).unwrap();
         spool
-            .append(&Event::finish(
+            .append(&event::finish(
                 &args("api"),
-                "success",
+                Status::Success,
                 closed.deployment_id,
             ))
             .unwrap();
-        let open = Event::start(&args("api"));
+        let open = event::start(&args("api"));
         spool.append(&open).unwrap();
-        spool.append(&Event::start(&args("web"))).unwrap();
+        spool.append(&event::start(&args("web"))).unwrap();
         assert_eq!(
             spool.open_deployment("api", "production").unwrap(),
             open.deployment_id

@@ -1,6 +1,7 @@
 //! The EC2 calls: client setup, image lookup, launch, describe, terminate and
 //! following an instance until it terminates.
 
+use deploytime_core::Status;
 use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
@@ -329,16 +330,17 @@ pub enum WaitOutcome {
 
 impl WaitOutcome {
     /// The deploytime finish status for this outcome.
-    pub fn report_status(&self) -> &'static str {
+    pub fn report_status(&self) -> Status {
+        let failed = |code: &str| Status::Failed(code.to_owned());
         match self {
             WaitOutcome::Terminated { reason_code, .. }
                 if reason_code.as_deref() == Some("Client.InstanceInitiatedShutdown") =>
             {
-                "success"
+                Status::Success
             }
-            WaitOutcome::Terminated { .. } => "terminated-early",
-            WaitOutcome::TimedOut => "timeout",
-            WaitOutcome::Other { .. } => "failed",
+            WaitOutcome::Terminated { .. } => failed("terminated-early"),
+            WaitOutcome::TimedOut => failed("timeout"),
+            WaitOutcome::Other { .. } => failed("failed"),
         }
     }
 }
@@ -746,17 +748,23 @@ mod tests {
             shutdown_at: None,
         };
         assert_eq!(
-            terminated("Client.InstanceInitiatedShutdown").report_status(),
+            terminated("Client.InstanceInitiatedShutdown")
+                .report_status()
+                .as_str(),
             "success"
         );
         assert_eq!(
-            terminated("Client.UserInitiatedShutdown").report_status(),
+            terminated("Client.UserInitiatedShutdown")
+                .report_status()
+                .as_str(),
             "terminated-early"
         );
         assert_eq!(
-            terminated("Server.SpotInstanceTermination").report_status(),
+            terminated("Server.SpotInstanceTermination")
+                .report_status()
+                .as_str(),
             "terminated-early"
         );
-        assert_eq!(WaitOutcome::TimedOut.report_status(), "timeout");
+        assert_eq!(WaitOutcome::TimedOut.report_status().as_str(), "timeout");
     }
 }

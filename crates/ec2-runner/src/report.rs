@@ -2,9 +2,11 @@
 //! `finish` event at termination. Reporting is a side channel: any failure is
 //! a warning on stderr and never fails the launch.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use deploytime_core::wire::{EventBody, paths};
+use deploytime_core::{Phase, Status};
 use uuid::Uuid;
 
 pub struct Reporter {
@@ -24,38 +26,52 @@ impl Reporter {
             .map_err(|err| err.to_string());
         Self {
             http,
-            events_url: format!("{}/api/v1/events", base_url.trim_end_matches('/')),
+            events_url: format!("{}{}", base_url.trim_end_matches('/'), paths::EVENTS),
             component: format!("ec2-runner/{name}"),
             deployment_id,
         }
     }
 
-    pub fn start_event(&self, instance_id: &str, script_sha256: &str) -> Value {
-        json!({
-            "component": self.component,
-            "phase": "start",
-            "deployment_id": self.deployment_id,
-            "event_id": Uuid::now_v7(),
-            "attributes": {
-                "instance_id": instance_id,
-                "script_sha256": script_sha256,
-            },
-        })
+    fn event(
+        &self,
+        phase: Phase,
+        status: Option<Status>,
+        attributes: &[(&str, &str)],
+    ) -> EventBody {
+        EventBody {
+            component: self.component.clone(),
+            phase,
+            status,
+            environment: None,
+            version: None,
+            owner: None,
+            deployment_id: Some(self.deployment_id),
+            event_id: Some(Uuid::now_v7()),
+            timestamp: None,
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+        }
     }
 
-    pub fn finish_event(&self, status: &str, instance_id: &str) -> Value {
-        json!({
-            "component": self.component,
-            "phase": "finish",
-            "status": status,
-            "deployment_id": self.deployment_id,
-            "event_id": Uuid::now_v7(),
-            "attributes": { "instance_id": instance_id },
-        })
+    pub fn start_event(&self, instance_id: &str, script_sha256: &str) -> EventBody {
+        self.event(
+            Phase::Start,
+            None,
+            &[
+                ("instance_id", instance_id),
+                ("script_sha256", script_sha256),
+            ],
+        )
+    }
+
+    pub fn finish_event(&self, status: Status, instance_id: &str) -> EventBody {
+        self.event(Phase::Finish, Some(status), &[("instance_id", instance_id)])
     }
 
     /// Sends one event; warns on stderr if it did not arrive.
-    pub async fn send(&self, event: &Value) {
+    pub async fn send(&self, event: &EventBody) {
         let http = match &self.http {
             Ok(http) => http,
             Err(err) => {
@@ -103,8 +119,9 @@ mod tests {
             reporter.events_url,
             "http://deploytime.example/api/v1/events"
         );
-        let start = reporter.start_event("i-0abc", "feed");
-        let finish = reporter.finish_event("success", "i-0abc");
+        let start = serde_json::to_value(reporter.start_event("i-0abc", "feed")).unwrap();
+        let finish =
+            serde_json::to_value(reporter.finish_event(Status::Success, "i-0abc")).unwrap();
         assert_eq!(start["component"], "ec2-runner/xyz");
         assert_eq!(start["phase"], "start");
         assert_eq!(start["attributes"]["instance_id"], "i-0abc");

@@ -2,31 +2,32 @@
 //! when the server cannot be reached, without ever failing a deploy for it
 //! (unless `--strict` asks for that).
 
-use serde_json::Value;
+use deploytime_core::Phase;
+use deploytime_core::wire::{EventBody, StoreResponse};
 use uuid::Uuid;
 
-use crate::api::{Api, Failure};
+use crate::api::{Api, Failure, refuses_the_sender};
 use crate::cli::{FinishArgs, GlobalArgs, StartArgs};
 use crate::error::Error;
-use crate::event::Event;
+use crate::event;
 use crate::exit;
 use crate::output::human_duration;
 use crate::spool::{Spool, Wait};
 
 /// What became of an event.
 pub enum Delivery {
-    /// The server stored it; its answer.
-    Stored(Value),
+    /// The server stored it; its answer (`None`: stored, answer unreadable).
+    Stored(Option<Box<StoreResponse>>),
     /// The server could not be reached; the event waits in the spool.
     Spooled { cause: String },
 }
 
 /// Sends an event with retries; when the server stays unreachable, spools it.
 /// `Err` only for a refusal (4xx) or an event that could not even be spooled.
-pub fn deliver(api: &Api, spool: &Spool, event: &Event) -> Result<Delivery, Error> {
+pub fn deliver(api: &Api, spool: &Spool, event: &EventBody) -> Result<Delivery, Error> {
     match api.post_event(event, api.retry_for()) {
-        Ok(answer) => Ok(Delivery::Stored(answer)),
-        Err(Failure::Refused(problem)) if problem.refuses_the_sender() => {
+        Ok(answer) => Ok(Delivery::Stored(answer.map(Box::new))),
+        Err(Failure::Refused(problem)) if refuses_the_sender(&problem) => {
             // Credentials or address are wrong, not the event: keep it for later.
             match spool.append(event) {
                 Ok(()) => Err(Error::RejectedSpooled {
@@ -52,7 +53,7 @@ pub fn deliver(api: &Api, spool: &Spool, event: &Event) -> Result<Delivery, Erro
 
 /// The event could not be written to the spool: the job's log is the last place
 /// it can survive.
-fn not_spooled(spool: &Spool, event: &Event, error: std::io::Error) -> Error {
+fn not_spooled(spool: &Spool, event: &EventBody, error: std::io::Error) -> Error {
     let line = serde_json::to_string(event).unwrap_or_default();
     eprintln!(
         "deploytime: cannot write the spool {}; the event was: {line}",
@@ -68,11 +69,15 @@ pub fn settle(
     spool: &Spool,
     strict: bool,
     result: Result<Delivery, Error>,
-    describe: impl FnOnce(&Value) -> String,
+    describe: impl FnOnce(&StoreResponse) -> String,
 ) -> Result<(), Error> {
     match result {
-        Ok(Delivery::Stored(answer)) => {
+        Ok(Delivery::Stored(Some(answer))) => {
             eprintln!("deploytime: {}", describe(&answer));
+            Ok(())
+        }
+        Ok(Delivery::Stored(None)) => {
+            eprintln!("deploytime: stored (the server's answer could not be read)");
             Ok(())
         }
         Ok(Delivery::Spooled { cause }) => {
@@ -97,34 +102,29 @@ pub fn settle(
 }
 
 /// `started api in production (deployment …)`.
-pub fn describe_stored(answer: &Value) -> String {
-    let deployment = &answer["deployment"];
-    let event = &answer["event"];
+pub fn describe_stored(answer: &StoreResponse) -> String {
+    let deployment = &answer.deployment;
     let mut text = format!(
         "{} {} in {}",
-        if event["phase"] == "start" {
-            "started"
-        } else {
-            "finished"
+        match answer.event.phase {
+            Phase::Start => "started",
+            Phase::Finish => "finished",
         },
-        deployment["component"].as_str().unwrap_or("?"),
-        deployment["environment"].as_str().unwrap_or("?"),
+        deployment.component,
+        deployment.environment,
     );
-    if let Some(status) = deployment["status"].as_str() {
+    if let Some(status) = &deployment.status {
         text.push_str(&format!(": {status}"));
     }
-    if let Some(seconds) = deployment["duration_seconds"].as_f64() {
+    if let Some(seconds) = deployment.duration_seconds {
         text.push_str(&format!(" after {}", human_duration(seconds)));
     }
-    text.push_str(&format!(
-        " (deployment {})",
-        deployment["id"].as_str().unwrap_or("?")
-    ));
+    text.push_str(&format!(" (deployment {})", deployment.id));
     text
 }
 
 pub fn start(api: &Api, spool: &Spool, global: &GlobalArgs, args: StartArgs) -> Result<u8, Error> {
-    let event = Event::start(&args.event);
+    let event = event::start(&args.event);
     let result = deliver(api, spool, &event);
     let kept = matches!(result, Ok(_) | Err(Error::RejectedSpooled { .. }));
     if kept && let Some(id) = event.deployment_id {
@@ -145,7 +145,7 @@ pub fn finish(
         Some(id) => Some(id),
         None => spooled_start(spool, &args.event.component, &args.event.environment),
     };
-    let event = Event::finish(&args.event, &args.status, deployment_id);
+    let event = event::finish(&args.event, args.status, deployment_id);
     let result = deliver(api, spool, &event);
     settle(api, spool, global.strict, result, describe_stored)?;
     Ok(exit::OK)
@@ -197,7 +197,7 @@ fn print_report(spool: &Spool, report: &crate::spool::FlushReport) {
             "deploytime: warning: the server refused the spooled {} of {} (event {}): {problem}; it is kept in {}",
             event.phase,
             event.component,
-            event.event_id,
+            event.event_id.map(|id| id.to_string()).unwrap_or_default(),
             spool.rejected_path().display()
         );
     }

@@ -1,16 +1,16 @@
-//! `deployments`, `stats` and `export`: reading back what was recorded.
-//!
-//! Servers without the reporting endpoints answer 404/405 (or 400 for a filter
-//! they do not know); the commands then say so plainly, and `deployments` and
-//! `export deployments` fall back to what the basic listing offers.
+//! `deployments`, `stats` and `export`: reading back what was recorded, as the
+//! API's own types. A server that answers 404/405 does not offer the report;
+//! the commands say so plainly.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use deploytime_core::stats::GroupStats;
+use deploytime_core::wire::{DeploymentView, Page, StatsResponse, paths};
 use serde_json::Value;
 
-use crate::api::{Api, Failure, Problem};
+use crate::api::{Api, Failure};
 use crate::cli::{DeploymentsArgs, ExportArgs, ExportKind, Filters, Format, StatsArgs};
 use crate::error::Error;
 use crate::exit;
@@ -26,8 +26,8 @@ fn rfc3339(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Query pairs for the basic filters every server knows.
-fn basic_query(filters: &Filters) -> Vec<(&'static str, String)> {
+/// Query pairs for the filters.
+fn filter_query(filters: &Filters) -> Vec<(&'static str, String)> {
     let mut query = Vec::new();
     if let Some(component) = &filters.component {
         query.push(("component", component.clone()));
@@ -35,12 +35,6 @@ fn basic_query(filters: &Filters) -> Vec<(&'static str, String)> {
     if let Some(environment) = &filters.environment {
         query.push(("environment", environment.clone()));
     }
-    query
-}
-
-/// Query pairs for the filters newer servers add.
-fn reporting_query(filters: &Filters) -> Vec<(&'static str, String)> {
-    let mut query = Vec::new();
     if let Some(state) = filters.state {
         query.push(("state", state.as_str().to_owned()));
     }
@@ -53,18 +47,13 @@ fn reporting_query(filters: &Filters) -> Vec<(&'static str, String)> {
     query
 }
 
-/// A 400 about the query string: the server predates a filter it was sent.
-fn unknown_filter(problem: &Problem) -> bool {
-    problem.status == 400 && problem.detail.contains("unknown field")
-}
-
-fn not_offered(problem: &Problem) -> bool {
-    matches!(problem.status, 404 | 405)
+fn not_offered(status: u16) -> bool {
+    matches!(status, 404 | 405)
 }
 
 fn failure_to_error(api: &Api, what: &str, failure: Failure) -> Error {
     match failure {
-        Failure::Refused(problem) if not_offered(&problem) => Error::Unsupported {
+        Failure::Refused(problem) if not_offered(problem.status) => Error::Unsupported {
             url: api.base().to_owned(),
             what: what.to_owned(),
             status: problem.status,
@@ -78,28 +67,25 @@ fn failure_to_error(api: &Api, what: &str, failure: Failure) -> Error {
 }
 
 /// Up to `limit` deployments, newest first, following `next_cursor`.
-fn fetch_deployments(api: &Api, filters: &Filters, limit: u32) -> Result<Vec<Value>, Error> {
-    let advanced = reporting_query(filters);
-    let mut query = basic_query(filters);
-    query.extend(advanced.iter().cloned());
-    let mut items: Vec<Value> = Vec::new();
+fn fetch_deployments(
+    api: &Api,
+    filters: &Filters,
+    limit: u32,
+) -> Result<Vec<DeploymentView>, Error> {
+    let mut query = filter_query(filters);
+    let mut items: Vec<DeploymentView> = Vec::new();
     loop {
         let left = limit.saturating_sub(u32::try_from(items.len()).unwrap_or(u32::MAX));
         let mut page_query = query.clone();
         page_query.push(("limit", left.min(PAGE_LIMIT).to_string()));
-        let page = match api.get_json("/api/v1/deployments", &page_query) {
-            Ok(page) => page,
-            Err(Failure::Refused(problem)) if !advanced.is_empty() && unknown_filter(&problem) => {
-                return fetch_and_filter_here(api, filters, limit);
-            }
-            Err(failure) => return Err(failure_to_error(api, "the deployment list", failure)),
-        };
-        items.extend(page["items"].as_array().into_iter().flatten().cloned());
-        let next = page["next_cursor"].as_str().filter(|c| !c.is_empty());
-        match next {
+        let page: Page<DeploymentView> = api
+            .get_json(paths::DEPLOYMENTS, &page_query)
+            .map_err(|failure| failure_to_error(api, "the deployment list", failure))?;
+        items.extend(page.items);
+        match page.next_cursor.filter(|c| !c.is_empty()) {
             Some(cursor) if items.len() < limit as usize => {
                 query.retain(|(name, _)| *name != "cursor");
-                query.push(("cursor", cursor.to_owned()));
+                query.push(("cursor", cursor));
             }
             _ => break,
         }
@@ -108,49 +94,10 @@ fn fetch_deployments(api: &Api, filters: &Filters, limit: u32) -> Result<Vec<Val
     Ok(items)
 }
 
-/// For servers without `state`/`since`/`until`: the newest deployments they
-/// list, filtered here.
-fn fetch_and_filter_here(api: &Api, filters: &Filters, limit: u32) -> Result<Vec<Value>, Error> {
-    eprintln!(
-        "deploytime: warning: the server at {} cannot filter by state or time yet; filtering its newest {PAGE_LIMIT} deployments here",
-        api.base()
-    );
-    let mut query = basic_query(filters);
-    query.push(("limit", PAGE_LIMIT.to_string()));
-    let page = api
-        .get_json("/api/v1/deployments", &query)
-        .map_err(|failure| failure_to_error(api, "the deployment list", failure))?;
-    Ok(page["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|item| matches_locally(item, filters))
-        .take(limit as usize)
-        .cloned()
-        .collect())
-}
-
-/// `state`, `since` and `until` as the server applies them: a deployment is
-/// placed in time by its start, or its finish when the start is unknown.
-fn matches_locally(item: &Value, filters: &Filters) -> bool {
-    let anchor = item["started_at"]
-        .as_str()
-        .or(item["finished_at"].as_str())
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc));
-    filters.state.is_none_or(|s| item["state"] == s.as_str())
-        && filters
-            .since
-            .is_none_or(|since| anchor.is_some_and(|at| at >= since))
-        && filters
-            .until
-            .is_none_or(|until| anchor.is_some_and(|at| at < until))
-}
-
 pub fn deployments(api: &Api, args: DeploymentsArgs) -> Result<u8, Error> {
     let items = fetch_deployments(api, &args.filters, args.limit)?;
     match args.output {
-        Format::Json => print_json(&Value::Array(items))?,
+        Format::Json => print_json(&items)?,
         Format::Csv => write_deployments_csv(io::stdout().lock(), &items)?,
         Format::Table => {
             if items.is_empty() {
@@ -176,12 +123,12 @@ pub fn stats(api: &Api, args: StatsArgs) -> Result<u8, Error> {
         query.push(("until", rfc3339(until)));
     }
     query.push(("group_by", args.group_by.clone()));
-    let answer = api
-        .get_json("/api/v1/stats", &query)
+    let answer: StatsResponse = api
+        .get_json(paths::STATS, &query)
         .map_err(|failure| failure_to_error(api, "statistics (GET /api/v1/stats)", failure))?;
-    let groups = answer["groups"].as_array().cloned().unwrap_or_default();
+    let groups = answer.groups;
     match args.output {
-        Format::Json => print_json(&Value::Array(groups))?,
+        Format::Json => print_json(&groups)?,
         Format::Csv => write_stats_csv(io::stdout().lock(), &groups)?,
         Format::Table => {
             if groups.is_empty() {
@@ -212,7 +159,16 @@ const DURATION_COLUMNS: [&str; 9] = [
     "count", "mean", "median", "p90", "p95", "p99", "min", "max", "stddev",
 ];
 
-fn write_stats_csv(out: impl Write, groups: &[Value]) -> Result<(), Error> {
+/// The groups as the columns of their JSON form, flattened.
+fn json_rows(groups: &[GroupStats]) -> Vec<Value> {
+    groups
+        .iter()
+        .map(|group| serde_json::to_value(group).unwrap_or(Value::Null))
+        .collect()
+}
+
+fn write_stats_csv(out: impl Write, groups: &[GroupStats]) -> Result<(), Error> {
+    let groups = json_rows(groups);
     let failed = |e: csv::Error| Error::Output {
         what: "CSV".into(),
         source: e.into(),
@@ -223,7 +179,7 @@ fn write_stats_csv(out: impl Write, groups: &[Value]) -> Result<(), Error> {
         .map(|c| (*c).to_owned())
         .chain(DURATION_COLUMNS.iter().map(|c| format!("duration_{c}")));
     writer.write_record(header).map_err(failed)?;
-    for group in groups {
+    for group in &groups {
         let row = STATS_COLUMNS.iter().map(|c| cell(&group[*c])).chain(
             DURATION_COLUMNS
                 .iter()
@@ -237,19 +193,15 @@ fn write_stats_csv(out: impl Write, groups: &[Value]) -> Result<(), Error> {
     })
 }
 
-fn percent(value: &Value) -> String {
-    value
-        .as_f64()
-        .map_or_else(|| "-".to_owned(), |v| format!("{:.0}%", v * 100.0))
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{:.0}%", v * 100.0))
 }
 
-fn seconds(value: &Value) -> String {
-    value
-        .as_f64()
-        .map_or_else(|| "-".to_owned(), human_duration)
+fn seconds(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), human_duration)
 }
 
-fn stats_table(groups: &[Value]) -> comfy_table::Table {
+fn stats_table(groups: &[GroupStats]) -> comfy_table::Table {
     let mut table = new_table(&[
         "component",
         "env",
@@ -266,23 +218,21 @@ fn stats_table(groups: &[Value]) -> comfy_table::Table {
         "mttr",
     ]);
     for group in groups {
-        let or_all = |v: &Value| v.as_str().unwrap_or("(all)").to_owned();
+        let or_all = |v: &Option<String>| v.clone().unwrap_or_else(|| "(all)".to_owned());
         table.add_row(vec![
-            or_all(&group["component"]),
-            or_all(&group["environment"]),
-            cell(&group["deployments"]),
-            cell(&group["succeeded"]),
-            cell(&group["failed"]),
-            cell(&group["cancelled"]),
-            cell(&group["running"]),
-            percent(&group["success_rate"]),
-            seconds(&group["duration_seconds"]["median"]),
-            seconds(&group["duration_seconds"]["p95"]),
-            group["deploys_per_day"]
-                .as_f64()
-                .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
-            percent(&group["change_failure_rate"]),
-            seconds(&group["mean_time_to_restore_seconds"]),
+            or_all(&group.component),
+            or_all(&group.environment),
+            group.deployments.to_string(),
+            group.succeeded.to_string(),
+            group.failed.to_string(),
+            group.cancelled.to_string(),
+            group.running.to_string(),
+            percent(group.success_rate),
+            seconds(group.duration_seconds.median),
+            seconds(group.duration_seconds.p95),
+            format!("{:.1}", group.deploys_per_day),
+            percent(group.change_failure_rate),
+            seconds(group.mean_time_to_restore_seconds),
         ]);
     }
     align_right(&mut table, &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
@@ -295,37 +245,18 @@ pub fn export(api: &Api, args: ExportArgs) -> Result<u8, Error> {
             "--state selects deployments; events have no state".into(),
         ));
     }
-    let mut query = basic_query(&args.filters);
-    query.extend(reporting_query(&args.filters));
+    let mut query = filter_query(&args.filters);
     query.push(("format", "csv".to_owned()));
     let what = match args.kind {
         ExportKind::Events => "event export (GET /api/v1/events?format=csv)",
         ExportKind::Deployments => "CSV export (GET /api/v1/deployments?format=csv)",
     };
-    match api.get_stream(args.kind.path(), &query) {
-        Ok(mut response) => write_output(args.output.as_deref(), |out| {
-            io::copy(&mut response, out).map(|_| ())
-        }),
-        Err(Failure::Refused(problem))
-            if args.kind == ExportKind::Deployments
-                && (unknown_filter(&problem) || not_offered(&problem)) =>
-        {
-            eprintln!(
-                "deploytime: warning: the server at {} cannot export CSV yet; writing its newest {PAGE_LIMIT} deployments as CSV here",
-                api.base()
-            );
-            let items = fetch_and_filter_here(api, &args.filters, PAGE_LIMIT)?;
-            write_output(args.output.as_deref(), |out| {
-                write_deployments_csv(out, &items).map_err(io::Error::other)
-            })
-        }
-        Err(Failure::Refused(problem)) if unknown_filter(&problem) => Err(Error::Unsupported {
-            url: api.base().to_owned(),
-            what: what.to_owned(),
-            status: problem.status,
-        }),
-        Err(failure) => Err(failure_to_error(api, what, failure)),
-    }?;
+    let mut response = api
+        .get_stream(args.kind.path(), &query)
+        .map_err(|failure| failure_to_error(api, what, failure))?;
+    write_output(args.output.as_deref(), |out| {
+        io::copy(&mut response, out).map(|_| ())
+    })?;
     Ok(exit::OK)
 }
 
@@ -360,40 +291,5 @@ fn write_output(
             }
             result.map_err(failed(shown))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cli::State;
-    use serde_json::json;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    #[test]
-    fn local_filters_place_a_deployment_by_its_start_or_else_its_finish() {
-        let filters = Filters {
-            component: None,
-            environment: None,
-            state: Some(State::Failed),
-            since: Some(at("2026-11-20T00:00:00Z")),
-            until: Some(at("2026-11-21T00:00:00Z")),
-        };
-        let inside = json!({"state": "failed", "started_at": "2026-11-20T10:00:00Z"});
-        let finish_only =
-            json!({"state": "failed", "started_at": null, "finished_at": "2026-11-20T11:00:00Z"});
-        let too_early = json!({"state": "failed", "started_at": "2026-11-19T23:59:59Z"});
-        let at_until = json!({"state": "failed", "started_at": "2026-11-21T00:00:00Z"});
-        let succeeded = json!({"state": "succeeded", "started_at": "2026-11-20T10:00:00Z"});
-        assert!(matches_locally(&inside, &filters));
-        assert!(matches_locally(&finish_only, &filters));
-        assert!(!matches_locally(&too_early, &filters));
-        assert!(!matches_locally(&at_until, &filters));
-        assert!(!matches_locally(&succeeded, &filters));
     }
 }

@@ -11,11 +11,13 @@ use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use deploytime_core::Status;
+
 use crate::api::Api;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::commands::record::{deliver, describe_stored, settle};
 use crate::error::Error;
-use crate::event::Event;
+use crate::event;
 use crate::exit;
 use crate::spool::Spool;
 
@@ -24,11 +26,11 @@ struct Outcome {
     /// The code `deploytime run` exits with.
     code: u8,
     /// The finish status recorded.
-    status: String,
+    status: Status,
 }
 
 pub fn run(api: &Api, spool: &Spool, global: &GlobalArgs, args: RunArgs) -> Result<u8, Error> {
-    let start = Event::start(&args.event);
+    let start = event::start(&args.event);
     let deployment_id = start.deployment_id;
     let forwarder = SignalForwarder::install();
     let sending_start = {
@@ -43,7 +45,7 @@ pub fn run(api: &Api, spool: &Spool, global: &GlobalArgs, args: RunArgs) -> Resu
     let outcome = run_command(&args.command, &forwarder);
     let cancelled = forwarder.stop();
     let status = if cancelled {
-        "cancelled".to_owned()
+        Status::Cancelled
     } else {
         outcome.status.clone()
     };
@@ -53,7 +55,7 @@ pub fn run(api: &Api, spool: &Spool, global: &GlobalArgs, args: RunArgs) -> Resu
             "sending the start failed unexpectedly".into(),
         ))
     });
-    let finish = Event::finish(&args.event, &status, deployment_id);
+    let finish = event::finish(&args.event, status, deployment_id);
     let delivery = deliver(api, spool, &finish);
     let finish_recorded = settle(api, spool, global.strict, delivery, describe_stored);
 
@@ -81,14 +83,14 @@ fn run_command(command: &[OsString], forwarder: &SignalForwarder) -> Outcome {
     let Some((program, arguments)) = command.split_first() else {
         return Outcome {
             code: exit::USAGE,
-            status: "exit-2".into(),
+            status: exit_status(exit::USAGE),
         };
     };
     if forwarder.cancelled() {
         // Stopped before the command even began: do not begin it.
         return Outcome {
             code: exit::SIGNAL_BASE + 15,
-            status: "cancelled".into(),
+            status: Status::Cancelled,
         };
     }
     let mut child = match Command::new(program).args(arguments).spawn() {
@@ -105,7 +107,7 @@ fn run_command(command: &[OsString], forwarder: &SignalForwarder) -> Outcome {
             );
             return Outcome {
                 code,
-                status: format!("exit-{code}"),
+                status: exit_status(code),
             };
         }
     };
@@ -116,7 +118,7 @@ fn run_command(command: &[OsString], forwarder: &SignalForwarder) -> Outcome {
             eprintln!("deploytime: error: lost track of the command: {e}");
             Outcome {
                 code: exit::FAILURE,
-                status: "exit-1".into(),
+                status: exit_status(exit::FAILURE),
             }
         }
     }
@@ -130,11 +132,16 @@ fn outcome(status: ExitStatus) -> Outcome {
     Outcome {
         code,
         status: if code == exit::OK {
-            "success".into()
+            Status::Success
         } else {
-            format!("exit-{code}")
+            exit_status(code)
         },
     }
+}
+
+/// The finish status of a command that exited with `code`: `exit-N`.
+fn exit_status(code: u8) -> Status {
+    Status::Failed(format!("exit-{code}"))
 }
 
 #[cfg(unix)]
