@@ -1,11 +1,6 @@
 //! Who may do what: roles, scopes, the caller a credential stands for, and
-//! whether that caller may record an event. The server reads the stored tokens
-//! and asks these rules; see docs/architecture.md ("Who may store an event?").
-//!
-//! * `ingest` may record events, within its scope; `read` may call the `GET`
-//!   endpoints; `admin` may do everything.
-//! * While no token exists, an anonymous call acts as an admin (the server
-//!   only allows that on a loopback address or when told to).
+//! whether that caller may record an event. Pure rules: the server reads the
+//! stored tokens and asks these (docs/architecture.md, "Who may store an event?").
 
 use std::fmt;
 

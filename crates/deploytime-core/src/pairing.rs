@@ -1,18 +1,7 @@
-//! Pairing: which stored deployment an event applies to, when an event
-//! without a timestamp happened, and what the event makes of its deployment.
-//!
-//! The store looks up the [`Target`] an event names, stamps the event
-//! ([`stamped`]) and applies [`pair`]'s decision (an insert, or an update at the
-//! revision it read); it never restates these rules.
-//!
-//! * A `start` opens a deployment: the one its id names, or a new one.
-//! * A `finish` closes the deployment its id names; without an id, the most
-//!   recently started running deployment of its component and environment.
-//! * A `finish` with nothing to close is kept as a deployment without a start
-//!   (never dropped). If its `start` arrives later under the same deployment id
-//!   (a spooled client, a reordered backfill), the two are joined.
-//! * A deployment is closed once: closing it again is a conflict.
-//! * A `finish` dated before its `start` is rejected.
+//! Pairing: which stored deployment an event applies to ([`target`]), when an
+//! event without a timestamp happened ([`stamped`]), and what the event makes of
+//! its deployment ([`pair`]). The store looks the target up and applies the
+//! decision; docs/architecture.md states the rules in full.
 
 use std::borrow::Cow;
 

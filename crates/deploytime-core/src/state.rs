@@ -1,10 +1,7 @@
 //! Where a deployment stands: the state it is stored in, and the state it is
-//! reported in, which adds `abandoned` for a deployment left running too long.
-//!
-//! Abandonment is never stored: it depends on when the question is asked. An
-//! [`AbandonPolicy`] applied at an instant gives an [`AbandonCutoff`], which
-//! decides the reported state of each deployment and what a listing filtered by
-//! state must ask of the stored ones.
+//! reported in, which adds `abandoned` for one left running too long. An
+//! [`AbandonPolicy`] applied at an instant ([`AbandonCutoff`]) decides the reported
+//! state and what a filter on a reported state asks of stored rows.
 
 use std::fmt;
 

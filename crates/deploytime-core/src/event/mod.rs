@@ -1,9 +1,7 @@
-//! Events: the `start` and `finish` calls a pipeline makes.
-//!
-//! Raw input (a JSON object or form fields) is read into an [`EventInput`]
-//! (`input`), then [`EventInput::validate`] (`validate`) applies every rule and
-//! returns either a [`NewEvent`] or the complete list of what was wrong
-//! (`errors`); `fingerprint` is what makes a retried call recognisable.
+//! Events: the `start` and `finish` calls a pipeline makes. Raw fields are read
+//! into an [`EventInput`] (`input`), [`EventInput::validate`] (`validate`) applies
+//! every rule and returns a [`NewEvent`] or every mistake at once (`errors`), and
+//! `fingerprint` makes a retried call recognisable.
 
 mod errors;
 mod fingerprint;

@@ -1,9 +1,7 @@
-//! Which database, and how to connect to it.
-//!
-//! The backend is chosen from the URL scheme here, not by trying each backend in
-//! turn: SQLite accepts any string as a file name, so trial and error would turn
-//! a MySQL "access denied" into a stray SQLite file. Connection errors are the
-//! database's own.
+//! Which database, and how to connect to it. The backend is chosen from the URL
+//! scheme, not by trying each in turn (SQLite accepts any string as a file name,
+//! so trial and error would turn a MySQL "access denied" into a stray SQLite
+//! file); connection errors are the database's own, passwords never shown.
 
 use std::fmt;
 use std::path::PathBuf;

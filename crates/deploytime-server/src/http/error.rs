@@ -1,11 +1,7 @@
-//! The API's errors, and the one shape they all take: an RFC 9457 problem body
-//! (`deploytime_core::wire::Problem`).
-//!
-//! Policy: client mistakes are 4xx and say what to change. A database that
-//! cannot be reached (or a server at its limits) is 503 with `Retry-After`, a
-//! fault of the server or of stored data is 500; the meaning of a database
-//! failure is decided once, by `DbError::class`. Causes are logged once, by the
-//! request log, never inside these conversions.
+//! The API's errors and the one shape they all take, an RFC 9457 problem body.
+//! Client mistakes are 4xx and say what to change; a database failure is 503, 404
+//! or 500 by its class (`DbError::class`, decided once). Causes are logged once,
+//! by the request log, never in these conversions (docs/architecture.md, "Errors").
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};

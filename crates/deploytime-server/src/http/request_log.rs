@@ -95,3 +95,25 @@ fn cause_of(error: &actix_web::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+    use super::*;
+    use crate::db::DbError;
+
+    #[test]
+    fn a_failure_is_logged_with_its_causes() {
+        let error =
+            actix_web::Error::from(ApiError::from(DbError::from(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                Box::new("UNIQUE constraint failed: events.id".to_owned()),
+            ))));
+        let logged = cause_of(&error);
+        assert!(
+            logged.contains("a database statement failed: UNIQUE constraint failed: events.id"),
+            "{logged}"
+        );
+    }
+}
