@@ -296,6 +296,8 @@ pub enum ProblemType {
     MalformedBody,
     BadRequest,
     Validation,
+    /// Query parameters that break a rule (a listing's, the statistics').
+    InvalidQuery,
     UnsupportedMediaType,
     PayloadTooLarge,
     Unauthorized,
@@ -312,10 +314,11 @@ pub enum ProblemType {
 }
 
 impl ProblemType {
-    const KNOWN: [ProblemType; 13] = [
+    const KNOWN: [ProblemType; 14] = [
         ProblemType::MalformedBody,
         ProblemType::BadRequest,
         ProblemType::Validation,
+        ProblemType::InvalidQuery,
         ProblemType::UnsupportedMediaType,
         ProblemType::PayloadTooLarge,
         ProblemType::Unauthorized,
@@ -333,6 +336,7 @@ impl ProblemType {
             ProblemType::MalformedBody => "/problems/malformed-body",
             ProblemType::BadRequest => "/problems/bad-request",
             ProblemType::Validation => "/problems/validation",
+            ProblemType::InvalidQuery => "/problems/invalid-query",
             ProblemType::UnsupportedMediaType => "/problems/unsupported-media-type",
             ProblemType::PayloadTooLarge => "/problems/payload-too-large",
             ProblemType::Unauthorized => "/problems/unauthorized",
@@ -353,6 +357,7 @@ impl ProblemType {
             ProblemType::MalformedBody => "Malformed request body",
             ProblemType::BadRequest => "Bad request",
             ProblemType::Validation => "Invalid event",
+            ProblemType::InvalidQuery => "Invalid query parameters",
             ProblemType::UnsupportedMediaType => "Unsupported media type",
             ProblemType::PayloadTooLarge => "Payload too large",
             ProblemType::Unauthorized => "Unauthorized",

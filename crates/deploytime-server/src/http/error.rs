@@ -19,8 +19,12 @@ pub(crate) enum ApiError {
     MalformedBody(String),
     #[error("{0}")]
     BadRequest(String),
+    /// The store call's fields break a rule.
     #[error("{0}")]
     Validation(ValidationErrors),
+    /// Query parameters break a rule.
+    #[error("{0}")]
+    InvalidQuery(ValidationErrors),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("request bodies are limited to {limit} bytes")]
@@ -67,6 +71,7 @@ impl ApiError {
             ApiError::MalformedBody(_) => ProblemType::MalformedBody,
             ApiError::BadRequest(_) => ProblemType::BadRequest,
             ApiError::Validation(_) => ProblemType::Validation,
+            ApiError::InvalidQuery(_) => ProblemType::InvalidQuery,
             ApiError::UnsupportedMediaType(_) => ProblemType::UnsupportedMediaType,
             ApiError::PayloadTooLarge { .. } => ProblemType::PayloadTooLarge,
             ApiError::Unauthorized(_) => ProblemType::Unauthorized,
@@ -88,12 +93,15 @@ impl ApiError {
     /// The problem body this error is answered with.
     pub fn problem(&self) -> Problem {
         let errors = match self {
-            ApiError::Validation(v) => Some(v.0.clone()),
+            ApiError::Validation(v) | ApiError::InvalidQuery(v) => Some(v.0.clone()),
             _ => None,
         };
         let detail = match self {
-            ApiError::Validation(v) if v.0.len() == 1 => format!("{v}"),
+            ApiError::Validation(v) | ApiError::InvalidQuery(v) if v.0.len() == 1 => {
+                format!("{v}")
+            }
             ApiError::Validation(v) => format!("{} fields are invalid: {v}", v.0.len()),
+            ApiError::InvalidQuery(v) => format!("{} parameters are invalid: {v}", v.0.len()),
             other => other.to_string(),
         };
         let kind = self.kind();
@@ -111,7 +119,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::MalformedBody(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Validation(_) | ApiError::Unprocessable(_) => {
+            ApiError::Validation(_) | ApiError::InvalidQuery(_) | ApiError::Unprocessable(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -177,8 +177,17 @@ async fn stats_groupings_and_empty_groups(backend: Backend) {
         "status=failed",
         "since=yesterday",
     ] {
-        expect_problem(app.get(&format!("/api/v1/stats?{bad}")).await, 422).await;
+        let problem = expect_problem(app.get(&format!("/api/v1/stats?{bad}")).await, 422).await;
+        assert_query_problem(&problem);
     }
+}
+
+/// A refused query is a problem of its own kind: not the store call's
+/// "Invalid event", and with the parameter named in `errors`.
+fn assert_query_problem(problem: &Value) {
+    assert_eq!(problem["type"], "/problems/invalid-query", "{problem}");
+    assert_eq!(problem["title"], "Invalid query parameters", "{problem}");
+    assert_eq!(problem["errors"].as_array().map(Vec::len), Some(1), "{problem}");
 }
 
 async fn daily_buckets_follow_the_time_zone(backend: Backend) {
@@ -279,7 +288,9 @@ async fn pages_see_every_row_once_under_inserts(backend: Backend) {
         .flatten()
         .collect();
     assert_eq!(all.len(), 100);
-    expect_problem(app.get("/api/v1/deployments?cursor=bogus").await, 422).await;
+    let problem = expect_problem(app.get("/api/v1/deployments?cursor=bogus").await, 422).await;
+    assert_query_problem(&problem);
+    assert_eq!(problem["errors"][0]["field"], "cursor");
 }
 
 async fn filters_by_state_and_window(backend: Backend) {
@@ -318,7 +329,9 @@ async fn filters_by_state_and_window(backend: Backend) {
         Value::Null,
         "the orphan finish, by its finish time"
     );
-    expect_problem(app.get("/api/v1/deployments?state=done").await, 422).await;
+    let problem = expect_problem(app.get("/api/v1/deployments?state=done").await, 422).await;
+    assert_query_problem(&problem);
+    assert_eq!(problem["errors"][0]["field"], "state");
 
     // The ledger: same filters, on the event's own time.
     let body: Value = app

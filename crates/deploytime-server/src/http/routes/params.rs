@@ -28,7 +28,7 @@ impl ParamErrors {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(ValidationErrors(self.0).into())
+            Err(ApiError::InvalidQuery(ValidationErrors(self.0)))
         }
     }
 
@@ -135,11 +135,9 @@ pub(crate) fn wants_csv(
         Some("csv") => return Ok(true),
         Some("json") => return Ok(false),
         Some(other) if !other.is_empty() => {
-            return Err(ValidationErrors(vec![FieldError::new(
-                "format",
-                format!("must be json or csv (got {other:?})"),
-            )])
-            .into());
+            return Err(ApiError::InvalidQuery(ValidationErrors(vec![
+                FieldError::new("format", format!("must be json or csv (got {other:?})")),
+            ])));
         }
         _ => {}
     }
