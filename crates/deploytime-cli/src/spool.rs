@@ -351,6 +351,21 @@ mod tests {
     }
 
     #[test]
+    fn lines_spooled_by_the_previous_version_read_back() {
+        // Written by 0.1.0 before events were the API's own type.
+        let line = r#"{"spooled_at":"2026-11-22T10:00:01.000000Z","event":{"event_id":"0192f6a4-6c53-7d0e-9d8f-2f4b7c1e5a11","phase":"finish","component":"api","environment":"staging","status":"exit-2","deployment_id":"0192f6a4-6c53-7d0e-9d8f-2f4b7c1e5a10","timestamp":"2026-11-22T10:00:00.123456Z","attributes":{"ci.run_id":"42"}}}"#;
+        let spooled: SpooledEvent = serde_json::from_str(line).unwrap();
+        assert_eq!(spooled.event.phase, Phase::Finish);
+        assert_eq!(spooled.event.status, Some(Status::Failed("exit-2".into())));
+        assert_eq!(spooled.event.environment.as_deref(), Some("staging"));
+        assert_eq!(spooled.event.attributes["ci.run_id"], "42");
+        // And it is sent as it was written.
+        let sent = serde_json::to_value(&spooled.event).unwrap();
+        let written: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(sent, written["event"]);
+    }
+
+    #[test]
     fn a_finish_finds_the_spooled_start_it_closes() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(Some(dir.path().join("spool.jsonl")));
