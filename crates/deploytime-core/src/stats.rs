@@ -253,6 +253,65 @@ fn day_of<Tz: TimeZone>(micros: i64, tz: &Tz) -> NaiveDate {
     from_micros(micros).with_timezone(tz).date_naive()
 }
 
+/// The most days daily buckets may cover in one request: ten years.
+pub const MAX_DAYS: i64 = 3_660;
+/// The most daily buckets one answer may hold, over all its groups.
+pub const MAX_DAILY_BUCKETS: i64 = 200_000;
+
+/// Why a request for daily buckets asks for more than one answer holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DailyLimit {
+    #[error(
+        "daily buckets cover at most {MAX_DAYS} days (ten years) per request; this window has {days}"
+    )]
+    TooManyDays { days: i64 },
+    #[error(
+        "{groups} groups of {days} days are {} daily buckets, more than the {MAX_DAILY_BUCKETS} one answer holds: shorten the window, or ask for one component or environment",
+        .groups * .days
+    )]
+    TooManyBuckets { groups: i64, days: i64 },
+}
+
+/// How many daily buckets the window `[since, until)` (microseconds) has in
+/// `tz`: every calendar day it touches.
+pub fn day_count<Tz: TimeZone>(since: i64, until: i64, tz: &Tz) -> i64 {
+    let first = day_of(since, tz);
+    let last = day_of(until.saturating_sub(1).max(since), tz);
+    (last - first).num_days() + 1
+}
+
+/// How many groups the deployments of these components and environments can
+/// fall into (at most: a pair without a deployment in the window makes none).
+pub fn group_count<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    group_by: GroupBy,
+) -> usize {
+    let keys: std::collections::HashSet<_> = pairs
+        .into_iter()
+        .map(|(component, environment)| match group_by {
+            GroupBy::Component => (Some(component), None),
+            GroupBy::Environment => (None, Some(environment)),
+            GroupBy::ComponentEnvironment => (Some(component), Some(environment)),
+            GroupBy::None => (None, None),
+        })
+        .collect();
+    keys.len().max(usize::from(group_by == GroupBy::None))
+}
+
+/// Whether an answer with `groups` groups of `days` daily buckets stays within
+/// the bounds: the work and the size of a statistics answer never grow beyond
+/// them, whatever window a caller asks for.
+pub fn check_daily(days: i64, groups: usize) -> Result<(), DailyLimit> {
+    if days > MAX_DAYS {
+        return Err(DailyLimit::TooManyDays { days });
+    }
+    let groups = i64::try_from(groups).unwrap_or(i64::MAX);
+    if groups.saturating_mul(days) > MAX_DAILY_BUCKETS {
+        return Err(DailyLimit::TooManyBuckets { groups, days });
+    }
+    Ok(())
+}
+
 fn daily<Tz: TimeZone>(samples: &[&Sample], request: &StatsRequest<Tz>, tz: &Tz) -> Vec<DayStats> {
     let first = day_of(request.since, tz);
     // The window is half-open: a window ending exactly at midnight has no part of
@@ -397,6 +456,41 @@ mod tests {
         assert_eq!(nearest_rank(&sorted, 0.0), Some(1));
         assert_eq!(nearest_rank(&[7], 99.0), Some(7));
         assert_eq!(nearest_rank(&[], 50.0), None);
+    }
+
+    #[test]
+    fn daily_buckets_are_bounded_per_group_and_per_answer() {
+        let day = 86_400_000_000_i64;
+        let utc = chrono::Utc;
+        assert_eq!(day_count(0, day, &utc), 1, "a window of one whole day");
+        assert_eq!(day_count(day / 2, day + day / 2, &utc), 2);
+        assert_eq!(day_count(0, 3_660 * day, &utc), 3_660);
+        assert_eq!(check_daily(3_660, 54), Ok(()));
+        assert_eq!(
+            check_daily(3_661, 1),
+            Err(DailyLimit::TooManyDays { days: 3_661 })
+        );
+        assert_eq!(
+            check_daily(3_000, 67),
+            Err(DailyLimit::TooManyBuckets {
+                groups: 67,
+                days: 3_000
+            })
+        );
+        // From year 1 to now, as a caller once asked: refused, not computed.
+        let year_one = -62_135_596_800_000_000_i64;
+        assert!(check_daily(day_count(year_one, 1_795_000_000_000_000, &utc), 1).is_err());
+    }
+
+    #[test]
+    fn groups_are_counted_by_the_grouping() {
+        let pairs = [("api", "prod"), ("api", "staging"), ("web", "prod")];
+        assert_eq!(group_count(pairs, GroupBy::Component), 2);
+        assert_eq!(group_count(pairs, GroupBy::Environment), 2);
+        assert_eq!(group_count(pairs, GroupBy::ComponentEnvironment), 3);
+        assert_eq!(group_count(pairs, GroupBy::None), 1);
+        assert_eq!(group_count([], GroupBy::None), 1, "one empty group");
+        assert_eq!(group_count([], GroupBy::Component), 0);
     }
 
     #[test]

@@ -266,6 +266,10 @@ pub struct StatsResponse {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub group_by: GroupBy,
     pub groups: Vec<GroupStats>,
+    /// Present when the window holds no deployment but older ones match the
+    /// filters: when the latest of them started, to widen the window by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 /// One component in one environment, as `GET /api/v1/components` lists it.

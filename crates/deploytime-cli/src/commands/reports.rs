@@ -126,6 +126,15 @@ pub fn stats(api: &Api, args: StatsArgs) -> Result<u8, Error> {
     let answer: StatsResponse = api
         .get_json(paths::STATS, &query)
         .map_err(|failure| failure_to_error(api, "statistics (GET /api/v1/stats)", failure))?;
+    // On stderr, so that JSON and CSV on stdout stay clean.
+    eprintln!(
+        "deploytime: deployments from {} to {}",
+        rfc3339(&answer.window.since),
+        rfc3339(&answer.window.until)
+    );
+    if let Some(hint) = &answer.hint {
+        eprintln!("deploytime: {hint}");
+    }
     let groups = answer.groups;
     match args.output {
         Format::Json => print_json(&groups)?,
@@ -193,6 +202,20 @@ fn write_stats_csv(out: impl Write, groups: &[GroupStats]) -> Result<(), Error> 
     })
 }
 
+/// How often deploys happen, in the unit that keeps a real cadence from
+/// rounding to zero: per day from one a day, else per week, else per month.
+fn cadence(per_day: f64) -> String {
+    if per_day >= 1.0 {
+        format!("{per_day:.1}/day")
+    } else if per_day * 7.0 >= 1.0 {
+        format!("{:.1}/week", per_day * 7.0)
+    } else if per_day > 0.0 {
+        format!("{:.1}/month", per_day * 30.0)
+    } else {
+        "0".to_owned()
+    }
+}
+
 fn percent(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |v| format!("{:.0}%", v * 100.0))
 }
@@ -213,7 +236,7 @@ fn stats_table(groups: &[GroupStats]) -> comfy_table::Table {
         "success",
         "median",
         "p95",
-        "per day",
+        "frequency",
         "cfr",
         "mttr",
     ]);
@@ -230,7 +253,7 @@ fn stats_table(groups: &[GroupStats]) -> comfy_table::Table {
             percent(group.success_rate),
             seconds(group.duration_seconds.median),
             seconds(group.duration_seconds.p95),
-            format!("{:.1}", group.deploys_per_day),
+            cadence(group.deploys_per_day),
             percent(group.change_failure_rate),
             seconds(group.mean_time_to_restore_seconds),
         ]);
@@ -291,5 +314,20 @@ fn write_output(
             }
             result.map_err(failed(shown))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cadence;
+
+    #[test]
+    fn a_real_cadence_never_reads_as_zero() {
+        assert_eq!(cadence(12.0), "12.0/day");
+        assert_eq!(cadence(1.0), "1.0/day");
+        assert_eq!(cadence(2.0 / 7.0), "2.0/week");
+        // Once in 30 days, the case that used to show 0.0 per day.
+        assert_eq!(cadence(1.0 / 30.0), "1.0/month");
+        assert_eq!(cadence(0.0), "0");
     }
 }

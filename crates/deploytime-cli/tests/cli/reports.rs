@@ -159,7 +159,9 @@ fn stats_count_outcomes_per_component() {
         .assert()
         .success()
         .stdout(predicate::str::contains("DEPLOYS"))
-        .stdout(predicate::str::contains("50%"));
+        .stdout(predicate::str::contains("50%"))
+        .stdout(predicate::str::contains("FREQUENCY"))
+        .stderr(predicate::str::contains("deploytime: deployments from "));
 }
 
 #[test]

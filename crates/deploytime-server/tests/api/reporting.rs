@@ -187,7 +187,68 @@ async fn stats_groupings_and_empty_groups(backend: Backend) {
 fn assert_query_problem(problem: &Value) {
     assert_eq!(problem["type"], "/problems/invalid-query", "{problem}");
     assert_eq!(problem["title"], "Invalid query parameters", "{problem}");
-    assert_eq!(problem["errors"].as_array().map(Vec::len), Some(1), "{problem}");
+    assert_eq!(
+        problem["errors"].as_array().map(Vec::len),
+        Some(1),
+        "{problem}"
+    );
+}
+
+/// The work and the size of one statistics answer are bounded whatever window
+/// is asked for: a request for every day since year 1 is refused at once with
+/// the limit named, not answered with gigabytes.
+async fn daily_buckets_are_bounded(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_history(&app).await;
+    let problem = expect_problem(
+        app.get("/api/v1/stats?since=0001-01-01T00:00:00Z&interval=day&group_by=component")
+            .await,
+        422,
+    )
+    .await;
+    assert_query_problem(&problem);
+    assert_eq!(problem["errors"][0]["field"], "since", "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 3660 days"),
+        "{problem}"
+    );
+    // Ten years of days for every component is still answered.
+    let body = app
+        .get_json(
+            "/api/v1/stats?since=2016-10-05T00:00:00Z&until=2026-10-05T00:00:00Z&interval=day",
+        )
+        .await;
+    let days = body["groups"][0]["daily"].as_array().unwrap().len();
+    assert_eq!(
+        days, 3_652,
+        "2016-10-05 up to 2026-10-05, leap days included"
+    );
+}
+
+/// A component whose history is older than the default window: its statistics
+/// are empty, and the answer says when its latest deployment started.
+async fn an_empty_window_names_the_latest_deployment(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let started = Utc::now() - Duration::days(400);
+    deploy(&app, "legacy", &rfc(started), Some((60, "success"))).await;
+    let body = app.get_json("/api/v1/stats?component=legacy").await;
+    assert_eq!(body["groups"], json!([]), "{body}");
+    let hint = body["hint"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no hint: {body}"));
+    assert!(hint.contains(&rfc(started)), "{hint}");
+    // A window that holds it has no hint.
+    let body = app
+        .get_json(&format!(
+            "/api/v1/stats?component=legacy&since={}",
+            rfc(started - Duration::days(1)).replace('+', "%2B")
+        ))
+        .await;
+    assert_eq!(body["groups"][0]["deployments"], 1, "{body}");
+    assert_eq!(body.get("hint"), None, "{body}");
 }
 
 async fn daily_buckets_follow_the_time_zone(backend: Backend) {
@@ -592,6 +653,8 @@ async fn long_exports_span_pages_without_gaps(backend: Backend) {
 }
 
 backend_tests!(
+    daily_buckets_are_bounded,
+    an_empty_window_names_the_latest_deployment,
     long_exports_span_pages_without_gaps,
     stats_match_an_independent_computation,
     stats_groupings_and_empty_groups,

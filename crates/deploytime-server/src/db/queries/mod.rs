@@ -20,7 +20,7 @@ pub(crate) use events::{
     EventFilter, events_of_deployment, events_page_end, find_event, insert_event, insert_events,
     list_events,
 };
-pub(crate) use stats::{stats_samples, stats_targets};
+pub(crate) use stats::{latest_anchor, stats_samples, stats_targets};
 
 /// The backend type every query is written against.
 pub(crate) type Backend = <DbConnection as Connection>::Backend;

@@ -94,3 +94,22 @@ pub(crate) fn stats_samples(
         })
         .collect())
 }
+
+/// When the latest deployment of `component` in `environment` (each when given)
+/// is anchored, microseconds; `None` when there is none.
+pub(crate) fn latest_anchor(
+    conn: &mut DbConnection,
+    component: Option<&Component>,
+    environment: Option<&Environment>,
+) -> QueryResult<Option<i64>> {
+    let mut query = deployments::table
+        .select(diesel::dsl::max(deployments::anchor_at))
+        .into_boxed();
+    if let Some(component) = component {
+        query = query.filter(deployments::component.eq(component.as_str().to_owned()));
+    }
+    if let Some(environment) = environment {
+        query = query.filter(deployments::environment.eq(environment.as_str().to_owned()));
+    }
+    query.first(conn)
+}

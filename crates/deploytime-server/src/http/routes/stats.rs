@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{Duration, Utc};
 use chrono_tz::Tz;
 use deploytime_core::stats::{self, GroupBy, Series, StatsRequest};
-use deploytime_core::time::{micros_to_seconds, to_micros};
+use deploytime_core::time::{format_rfc3339, from_micros, micros_to_seconds, to_micros};
 use deploytime_core::wire::{
     ComponentSummary, ComponentsResponse, DeploymentView, StatsResponse, Window,
 };
@@ -126,10 +126,29 @@ pub(crate) async fn get_stats(
     // names to decode or hash. The ranges are read on STATS_READERS connections
     // at once, so the database produces one share of the rows while the server
     // decodes another.
-    let names = db
-        .read(move |conn| queries::stats_targets(conn, component.as_ref(), environment.as_ref()))
-        .await?;
+    let filter = (component, environment);
+    let names = {
+        let (component, environment) = filter.clone();
+        db.read(move |conn| queries::stats_targets(conn, component.as_ref(), environment.as_ref()))
+            .await?
+    };
     let window = (to_micros(since), to_micros(until));
+    if daily {
+        let days = stats::day_count(window.0, window.1, &tz);
+        let groups = stats::group_count(
+            names.iter().map(|(c, e)| (c.as_str(), e.as_str())),
+            group_by,
+        );
+        if let Err(limit) = stats::check_daily(days, groups) {
+            let field = match limit {
+                stats::DailyLimit::TooManyDays { .. } => "since",
+                stats::DailyLimit::TooManyBuckets { .. } => "interval",
+            };
+            let mut errors = ParamErrors::default();
+            errors.push(field, limit.to_string());
+            errors.finish()?;
+        }
+    }
     let share = names.len().div_ceil(STATS_READERS).max(1);
     let reads = names.chunks(share).map(|chunk| {
         let chunk = chunk.to_vec();
@@ -163,10 +182,28 @@ pub(crate) async fn get_stats(
         until: window.1,
         daily_in: daily.then_some(tz),
     };
+    let groups = stats::compute(&series, &request);
+    let hint = if groups.iter().all(|group| group.deployments == 0) {
+        let (component, environment) = filter;
+        let latest = db
+            .read(move |conn| {
+                queries::latest_anchor(conn, component.as_ref(), environment.as_ref())
+            })
+            .await?;
+        latest.filter(|at| *at < window.0).map(|at| {
+            format!(
+                "no deployment in this window; the latest that matches started at {}: pass an earlier since",
+                format_rfc3339(from_micros(at))
+            )
+        })
+    } else {
+        None
+    };
     Ok(HttpResponse::Ok().json(StatsResponse {
         window: Window { since, until },
         group_by,
-        groups: stats::compute(&series, &request),
+        groups,
+        hint,
     }))
 }
 
