@@ -15,7 +15,8 @@ pub const USAGE: u8 = 2;
 /// cannot help. The server's problem detail is printed.
 pub const REJECTED: u8 = 3;
 /// The server could not be reached within the retry budget. `start` and `finish`
-/// return it only with `--strict`; their event is kept in the spool either way.
+/// return it only with `--strict`; a `finish` is kept in the spool, a strict
+/// `start` is not (the pipeline stops: that deploy never happens).
 pub const UNREACHABLE: u8 = 4;
 /// The event could neither be sent nor written to the spool (with `--strict`;
 /// without it the event is printed on stderr and the exit code is 0).
@@ -36,7 +37,7 @@ Exit codes:
   1    unexpected failure (a file that cannot be written)
   2    invalid command line
   3    the server refused the call (4xx); its problem detail is printed
-  4    the server could not be reached (start/finish: only with --strict; the event is spooled)
+  4    the server could not be reached (start/finish: only with --strict; a finish is spooled, a start is not)
   5    the event could be neither sent nor spooled (with --strict)
   6    the server does not offer this report yet (404/405)
   run  exits with its command's code: 126 not executable, 127 not found, 128+N killed by signal N";

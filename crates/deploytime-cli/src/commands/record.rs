@@ -51,6 +51,20 @@ pub fn deliver(api: &Api, spool: &Spool, event: &EventBody) -> Result<Delivery, 
     }
 }
 
+/// Sends an event with retries and never spools it: for a `start` with
+/// `--strict`, whose caller stops its pipeline when told the start failed. A
+/// deploy that did not happen must not be recorded by a later flush.
+fn deliver_or_fail(api: &Api, event: &EventBody) -> Result<Delivery, Error> {
+    match api.post_event(event, api.retry_for()) {
+        Ok(answer) => Ok(Delivery::Stored(answer.map(Box::new))),
+        Err(Failure::Refused(problem)) => Err(Error::Rejected(problem)),
+        Err(Failure::Transient { cause, .. }) => Err(Error::Unreachable {
+            url: api.base().to_owned(),
+            cause,
+        }),
+    }
+}
+
 /// The event could not be written to the spool: the job's log is the last place
 /// it can survive.
 fn not_spooled(spool: &Spool, event: &EventBody, error: std::io::Error) -> Error {
@@ -125,7 +139,11 @@ pub fn describe_stored(answer: &StoreResponse) -> String {
 
 pub fn start(api: &Api, spool: &Spool, global: &GlobalArgs, args: StartArgs) -> Result<u8, Error> {
     let event = event::start(&args.event);
-    let result = deliver(api, spool, &event);
+    let result = if global.strict {
+        deliver_or_fail(api, &event)
+    } else {
+        deliver(api, spool, &event)
+    };
     let kept = matches!(result, Ok(_) | Err(Error::RejectedSpooled { .. }));
     if kept && let Some(id) = event.deployment_id {
         // The id is the caller's handle on the deployment, stored or spooled.

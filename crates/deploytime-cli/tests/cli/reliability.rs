@@ -149,34 +149,66 @@ fn every_call_flushes_the_spool_first() {
 }
 
 #[test]
-fn strict_turns_an_unreachable_server_into_an_error_and_still_spools() {
+fn strict_turns_an_unreachable_server_into_an_error_and_keeps_only_what_happened() {
     let spool = TestSpool::new();
     let down = nothing_listening();
+    // The pipeline stops on this exit code: the deploy does not happen, so
+    // its start must not be recorded by a later flush.
     spool
         .deploytime(&down)
         .args(["--retry-for", "0s", "--strict", "start", "api"])
         .assert()
         .code(i32::from(exit::UNREACHABLE))
+        .stdout("")
         .stderr(predicate::str::starts_with(
             "deploytime: error: cannot reach the server",
         ));
+    assert!(
+        spool.events().is_empty(),
+        "a failed strict start is not kept"
+    );
+    // A finish describes a deploy that did happen: kept, strict or not.
     spool
         .deploytime(&down)
         .env("DEPLOYTIME_STRICT", "1")
         .args(["--retry-for", "0s", "finish", "api", "--status", "success"])
         .assert()
         .code(i32::from(exit::UNREACHABLE));
-    assert_eq!(
-        spool.events().len(),
-        2,
-        "strict or not, the events are kept"
-    );
+    spool
+        .deploytime(&down)
+        .args(["--retry-for", "0s", "start", "web"])
+        .assert()
+        .code(i32::from(exit::OK));
+    assert_eq!(spool.events().len(), 2, "the finish and the lenient start");
     spool
         .deploytime(&down)
         .args(["--retry-for", "0s", "flush"])
         .assert()
         .code(i32::from(exit::UNREACHABLE))
         .stderr(predicate::str::contains("2 event(s) not sent"));
+}
+
+#[test]
+fn a_strict_start_the_server_never_saw_is_never_recorded() {
+    let server = TestServer::start();
+    let spool = TestSpool::new();
+    spool
+        .deploytime(&nothing_listening())
+        .args(["--retry-for", "0s", "--strict", "start", "api"])
+        .assert()
+        .code(i32::from(exit::UNREACHABLE));
+    // The server is back: the next call flushes the spool first.
+    spool
+        .deploytime(&server.url)
+        .args(["start", "web"])
+        .assert()
+        .success();
+    let deployments = server.deployments();
+    let components: Vec<&str> = deployments
+        .iter()
+        .map(|d| d["component"].as_str().unwrap())
+        .collect();
+    assert_eq!(components, ["web"], "no phantom deployment of api");
 }
 
 #[test]
@@ -324,10 +356,20 @@ fn an_event_that_can_be_neither_sent_nor_spooled_is_printed_for_the_log() {
     assert_eq!(printed["status"], "success");
     assert!(printed["event_id"].is_string());
 
+    // With --strict, an event that should be kept (a finish: the deploy
+    // happened) but cannot be is its own failure.
     spool
         .deploytime(&down)
         .env("DEPLOYTIME_SPOOL", &unwritable)
-        .args(["--strict", "--retry-for", "0s", "start", "api"])
+        .args([
+            "--strict",
+            "--retry-for",
+            "0s",
+            "finish",
+            "api",
+            "--status",
+            "success",
+        ])
         .assert()
         .code(i32::from(exit::SPOOL_FAILED))
         .stdout("")
