@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::csv_export::{Export, stream_csv};
 use super::params::{ParamErrors, page, wants_csv};
+use super::query_schemas;
 use crate::db::queries::{self, DeploymentFilter};
 use crate::db::{Database, DbConnection};
 use crate::http::HttpSettings;
@@ -21,19 +22,24 @@ use crate::http::error::{AccessProblems, ApiError, QueryProblems};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    #[param(schema_with = query_schemas::component)]
     component: Option<String>,
+    #[param(schema_with = query_schemas::environment)]
     environment: Option<String>,
-    /// running, succeeded, failed, cancelled or abandoned.
+    #[param(schema_with = query_schemas::state)]
     state: Option<String>,
-    /// RFC 3339, inclusive, on the start time (the finish time without a start).
+    /// Inclusive, on the start time (the finish time without a start).
+    #[param(schema_with = query_schemas::instant)]
     since: Option<String>,
-    /// RFC 3339, exclusive.
+    /// Exclusive.
+    #[param(schema_with = query_schemas::instant)]
     until: Option<String>,
     /// 1–1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    #[param(schema_with = query_schemas::cursor)]
     cursor: Option<String>,
-    /// json (default) or csv: every matching deployment, streamed.
+    #[param(schema_with = query_schemas::format)]
     format: Option<String>,
 }
 

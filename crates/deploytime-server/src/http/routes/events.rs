@@ -8,16 +8,76 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use deploytime_core::access::check_scope;
 use deploytime_core::wire::{DeploymentView, EventBody, EventView, Page, Problem, StoreResponse};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    AdditionalProperties, AnyOfBuilder, ObjectBuilder, OneOfBuilder, Schema, Type,
+};
 
 use super::body::{body_format, read_body, read_event_body};
 use super::csv_export::{Export, stream_csv};
 use super::params::{ParamErrors, page, wants_csv};
+use super::query_schemas;
 use crate::db::queries::{self, EventFilter};
 use crate::db::{Database, DbConnection};
 use crate::http::HttpSettings;
 use crate::http::error::{AccessProblems, ApiError, QueryProblems};
 use crate::http::guard::Authenticated;
 use crate::http::metrics::Metrics;
+
+/// The store call's body as the OpenAPI description states it: one shape per
+/// phase (a `start` has no `status`, a `finish` requires one), no other field,
+/// and an empty value counts as absent in an optional field. Built from
+/// `wire::EventBody`, whose fields a unit test keeps equal to the ones the
+/// domain reads.
+pub(crate) struct StoreBody;
+
+impl utoipa::PartialSchema for StoreBody {
+    fn schema() -> RefOr<Schema> {
+        let RefOr::T(Schema::Object(body)) = <EventBody as utoipa::PartialSchema>::schema() else {
+            return <EventBody as utoipa::PartialSchema>::schema();
+        };
+        let empty = || {
+            Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([""]))
+                    .build(),
+            )
+        };
+        let shape = |phase: &str, required: &[&str]| {
+            let mut shape = body.clone();
+            for optional in ["environment", "deployment_id", "event_id", "timestamp"] {
+                if let Some(field) = shape.properties.get_mut(optional) {
+                    let given = std::mem::replace(field, RefOr::T(empty()));
+                    *field = RefOr::T(Schema::AnyOf(
+                        AnyOfBuilder::new().item(given).item(empty()).build(),
+                    ));
+                }
+            }
+            if phase == "start" {
+                shape.properties.remove("status");
+            }
+            shape.properties.insert(
+                "phase".into(),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([phase]))
+                    .into(),
+            );
+            shape.required = required.iter().map(|f| (*f).to_owned()).collect();
+            shape.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            Schema::Object(shape)
+        };
+        RefOr::T(Schema::OneOf(
+            OneOfBuilder::new()
+                .item(shape("start", &["component", "phase"]))
+                .item(shape("finish", &["component", "phase", "status"]))
+                .build(),
+        ))
+    }
+}
+
+impl utoipa::ToSchema for StoreBody {}
 
 /// Stores one `start` or `finish` event and applies it to its deployment.
 #[utoipa::path(
@@ -26,7 +86,7 @@ use crate::http::metrics::Metrics;
     tag = "events",
     request_body(
         description = "The event, as JSON or form fields (`attributes[name]=value`); UTF-8, at most 64 KiB",
-        content((EventBody = "application/json"), (EventBody = "application/x-www-form-urlencoded"))
+        content((inline(StoreBody) = "application/json"), (inline(StoreBody) = "application/x-www-form-urlencoded"))
     ),
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "The event id, as a UUID, if not in the body"),
@@ -38,7 +98,7 @@ use crate::http::metrics::Metrics;
         (status = 409, description = "The deployment is already finished or belongs to another component, or the event_id was sent with other content", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON nor a form, or not UTF-8", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Fields break a rule (all listed in `errors`), or a finish is earlier than its start", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Fields break a rule (all listed in `errors`), including the rules between fields: the `Idempotency-Key` header equal to `event_id` when both are given, a `timestamp` at most 5 minutes ahead of the server's clock; or a finish is earlier than its start", body = Problem, content_type = "application/problem+json"),
         AccessProblems,
     ),
     security(("bearer" = []), ())
@@ -106,19 +166,24 @@ pub(crate) async fn store_event(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    #[param(schema_with = query_schemas::component)]
     component: Option<String>,
+    #[param(schema_with = query_schemas::environment)]
     environment: Option<String>,
-    /// start or finish.
+    #[param(schema_with = query_schemas::phase)]
     phase: Option<String>,
-    /// RFC 3339, inclusive, on the event's own time.
+    /// Inclusive, on the event's own time.
+    #[param(schema_with = query_schemas::instant)]
     since: Option<String>,
-    /// RFC 3339, exclusive.
+    /// Exclusive.
+    #[param(schema_with = query_schemas::instant)]
     until: Option<String>,
     /// 1–1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    #[param(schema_with = query_schemas::cursor)]
     cursor: Option<String>,
-    /// json (default) or csv: every matching event, streamed.
+    #[param(schema_with = query_schemas::format)]
     format: Option<String>,
 }
 

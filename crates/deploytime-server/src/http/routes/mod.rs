@@ -8,6 +8,7 @@ pub(super) mod events;
 pub(super) mod health;
 pub(super) mod openapi;
 pub(super) mod params;
+mod query_schemas;
 pub(super) mod stats;
 
 use actix_web::body::MessageBody;

@@ -89,6 +89,69 @@ mod tests {
         }
     }
 
+    /// The description is as strict as the server: what a generated client
+    /// believes valid, the server accepts.
+    #[test]
+    fn parameters_and_bodies_are_described_as_strictly_as_they_are_checked() {
+        let spec = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let parameter = |path: &str, name: &str| {
+            spec["paths"][path]["get"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{path} has no parameter {name}"))["schema"]
+                .clone()
+        };
+        for listing in ["/api/v1/deployments", "/api/v1/events"] {
+            let limit = parameter(listing, "limit");
+            assert_eq!(limit["minimum"], 1, "{listing}: {limit}");
+            assert_eq!(limit["maximum"], 1000, "{listing}: {limit}");
+            assert!(parameter(listing, "cursor")["pattern"].is_string());
+        }
+        assert_eq!(
+            parameter("/api/v1/stats", "status")["enum"],
+            serde_json::json!(["success", ""])
+        );
+        assert_eq!(
+            parameter("/api/v1/deployments", "state")["enum"],
+            serde_json::json!([
+                "running",
+                "succeeded",
+                "failed",
+                "cancelled",
+                "abandoned",
+                ""
+            ])
+        );
+        let body = &spec["paths"]["/api/v1/events"]["post"]["requestBody"]["content"];
+        for media in ["application/json", "application/x-www-form-urlencoded"] {
+            let shapes = body[media]["schema"]["oneOf"].as_array().unwrap();
+            let (start, finish) = (&shapes[0], &shapes[1]);
+            assert_eq!(
+                start["properties"]["phase"]["enum"],
+                serde_json::json!(["start"])
+            );
+            assert!(
+                start["properties"].get("status").is_none(),
+                "a start has no status"
+            );
+            assert_eq!(
+                finish["properties"]["phase"]["enum"],
+                serde_json::json!(["finish"])
+            );
+            assert!(
+                finish["required"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&"status".into())
+            );
+            for shape in shapes {
+                assert_eq!(shape["additionalProperties"], false, "{media}");
+            }
+        }
+    }
+
     #[test]
     fn the_store_body_lists_exactly_the_fields_the_domain_accepts() {
         use utoipa::PartialSchema;

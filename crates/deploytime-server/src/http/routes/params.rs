@@ -2,8 +2,6 @@
 //! names, time windows, states, limits and opaque cursors, each validated with a
 //! field error that names the parameter.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use deploytime_core::{Component, Environment, FieldError, ReportedState, ValidationErrors};
 
@@ -99,18 +97,29 @@ impl ParamErrors {
     }
 }
 
-/// Cursors are opaque to clients: a versioned pair, base64url-encoded.
+/// A cursor is the position of the last row of a page: its time and its
+/// sequence number, `AT_SEQ`. Every string of that form is a position, so the
+/// OpenAPI description states exactly what the server accepts
+/// ([`CURSOR_PATTERN`]); clients pass `next_cursor` back unchanged.
 pub(crate) fn encode_cursor(cursor: Cursor) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1:{}:{}", cursor.at, cursor.seq))
+    format!("{}_{}", cursor.at, cursor.seq)
 }
 
+/// The cursors the server reads: at most 18 digits each, so both fit an i64.
+pub(crate) const CURSOR_PATTERN: &str = "^$|^-?[0-9]{1,18}_[0-9]{1,18}$";
+
 fn decode_cursor(value: &str) -> Option<Cursor> {
-    let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let mut parts = text.strip_prefix("v1:")?.split(':');
-    let at = parts.next()?.parse().ok()?;
-    let seq = parts.next()?.parse().ok()?;
-    parts.next().is_none().then_some(Cursor { at, seq })
+    let (at, seq) = value.split_once('_')?;
+    let digits =
+        |text: &str| (1..=18).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit());
+    let at_digits = at.strip_prefix('-').unwrap_or(at);
+    if !digits(at_digits) || !digits(seq) {
+        return None;
+    }
+    Some(Cursor {
+        at: at.parse().ok()?,
+        seq: seq.parse().ok()?,
+    })
 }
 
 /// Turns `limit + 1` fetched items into a page and the cursor of the next one.
@@ -152,6 +161,9 @@ pub(crate) fn wants_csv(
 mod tests {
     use super::*;
 
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     #[test]
     fn cursors_round_trip_and_reject_forgeries() {
         let cursor = Cursor { at: -5, seq: 42 };
@@ -160,5 +172,21 @@ mod tests {
         assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("v1:1")), None);
         assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("v1:1:2:3")), None);
         assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("v2:1:2")), None);
+        for bad in [
+            "1_",
+            "_2",
+            "1_-2",
+            "1__2",
+            "a_2",
+            "1234567890123456789_1",
+            "+1_2",
+        ] {
+            assert_eq!(decode_cursor(bad), None, "{bad}");
+        }
+        let pattern_bound = "-999999999999999999_999999999999999999";
+        assert!(
+            decode_cursor(pattern_bound).is_some(),
+            "the longest the pattern allows fits"
+        );
     }
 }

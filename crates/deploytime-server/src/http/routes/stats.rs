@@ -12,6 +12,7 @@ use deploytime_core::wire::{
 use serde::Deserialize;
 
 use super::params::ParamErrors;
+use super::query_schemas;
 use crate::db::Database;
 use crate::db::queries;
 use crate::http::HttpSettings;
@@ -27,17 +28,22 @@ pub(crate) const DEFAULT_WINDOW_DAYS: i64 = 30;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct StatsQuery {
+    #[param(schema_with = query_schemas::component)]
     component: Option<String>,
+    #[param(schema_with = query_schemas::environment)]
     environment: Option<String>,
-    /// RFC 3339, inclusive; default: 30 days before `until`.
+    /// Inclusive; default: 30 days before `until`. Must be earlier than `until`.
+    #[param(schema_with = query_schemas::instant)]
     since: Option<String>,
-    /// RFC 3339, exclusive; default: now.
+    /// Exclusive; default: now.
+    #[param(schema_with = query_schemas::instant)]
     until: Option<String>,
-    /// component (default), environment, component,environment or none.
+    #[param(schema_with = query_schemas::group_by)]
     group_by: Option<String>,
-    /// `success`: durations of successful deployments only.
+    #[param(schema_with = query_schemas::status)]
     status: Option<String>,
-    /// `day`: add daily buckets.
+    /// With `day`: at most 3,660 days per request and 200,000 buckets (groups × days) per answer.
+    #[param(schema_with = query_schemas::interval)]
     interval: Option<String>,
     /// IANA time zone of the daily buckets' boundaries (default UTC).
     tz: Option<String>,
