@@ -157,6 +157,30 @@ impl Api {
         })
     }
 
+    /// A PATCH of `body` as JSON, sent once (a correction is not retried: its
+    /// `If-Match` makes a repeat a conflict, not a second change), answered
+    /// with JSON of type `T`.
+    pub fn patch_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        if_match: &str,
+    ) -> Result<T, Failure> {
+        let response = self
+            .http
+            .patch(format!("{}{path}", self.base))
+            .header(header::IF_MATCH, if_match)
+            .json(body)
+            .send()
+            .map_err(transport_failure)?;
+        classify(response)?
+            .json::<T>()
+            .map_err(|e| Failure::Transient {
+                cause: format!("the server's answer to {path} cannot be read: {e}"),
+                retry_after: None,
+            })
+    }
+
     /// A GET whose body is streamed to the caller (CSV exports, which may be long:
     /// the per-request timeout does not apply to them, only to connecting).
     pub fn get_stream(&self, path: &str, query: &[(&str, String)]) -> Result<Response, Failure> {

@@ -87,6 +87,12 @@ pub enum Command {
     Stats(StatsArgs),
     /// Write events or deployments as CSV.
     Export(ExportArgs),
+    /// Correct a recorded deployment (admin): its version, owner, final status
+    /// or finish time, with the reason, kept in its corrections.
+    ///
+    /// deploytime correct ID --status cancelled --finished-at 2026-11-29T10:00:00Z --reason "runner crashed"
+    #[command(after_help = exit::HELP)]
+    Correct(CorrectArgs),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -234,6 +240,31 @@ pub struct ExportArgs {
     /// Write to this file instead of stdout.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CorrectArgs {
+    /// The deployment's id.
+    pub id: Uuid,
+    /// Its final status: `success`, `cancelled`, or an error code. Closing a
+    /// running (or abandoned) deployment needs --finished-at too.
+    #[arg(long, value_parser = status_arg)]
+    pub status: Option<Status>,
+    /// When it finished: an RFC 3339 time, a date, or a duration back from now.
+    #[arg(long, value_parser = parse_time)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Its version ("" clears it).
+    #[arg(long = "version", id = "corrected_version", value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Who deployed it ("" clears it).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Why the record is corrected; kept with the correction.
+    #[arg(long)]
+    pub reason: String,
+    /// Output format of the corrected deployment.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
 }
 
 /// `5s`, `500ms`, `1m 30s`, or a plain number of seconds.

@@ -21,7 +21,7 @@ use clap::CommandFactory;
 
 use crate::api::Api;
 use crate::cli::{Cli, Command};
-use crate::commands::{record, reports};
+use crate::commands::{correct, record, reports};
 use crate::error::Error;
 use crate::spool::Spool;
 
@@ -51,6 +51,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Deployments(args) => reports::deployments(&api, args),
         Command::Stats(args) => reports::stats(&api, args),
         Command::Export(args) => reports::export(&api, args),
+        Command::Correct(args) => correct::correct(&api, args),
         Command::Completions { .. } => Ok(exit::OK),
     }
 }

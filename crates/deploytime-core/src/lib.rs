@@ -9,12 +9,14 @@
 //!   timestamp happened, and what the event makes of its deployment.
 //! * [`state`]: stored and reported states, and the abandonment rule.
 //! * [`access`]: roles, scopes and who may record an event.
+//! * [`correction`]: an operator's correction of a recorded deployment.
 //! * [`stats`]: duration statistics and DORA figures.
 //! * [`wire`]: the API's request and response bodies, shared by every client.
 //! * [`time`]: the one timestamp representation shared by the API and the stores
 //!   (UTC, microsecond precision); [`export`]: the CSV columns.
 
 pub mod access;
+pub mod correction;
 pub mod deployment;
 pub mod event;
 pub mod export;

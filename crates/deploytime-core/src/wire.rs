@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::correction::Change;
 use crate::deployment::Deployment;
 use crate::event::{FieldError, Phase, RecordedEvent, Status};
 use crate::names::{Component, Environment};
@@ -219,13 +220,69 @@ impl EventView {
     }
 }
 
-/// A deployment with the events that made it, in the order they were stored.
+/// A deployment with the events that made it, in the order they were stored,
+/// and the corrections made to it since.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentDetail {
     #[serde(flatten)]
     pub deployment: DeploymentView,
+    /// Changes with every write; also the response's `ETag`. A correction sent
+    /// with `If-Match` applies only while it is unchanged.
+    #[serde(default)]
+    pub revision: u32,
     pub events: Vec<EventView>,
+    #[serde(default)]
+    pub corrections: Vec<CorrectionView>,
+}
+
+/// The body of `PATCH /api/v1/deployments/{id}`: what to change, and why.
+/// Absent fields are left as they are; `null` or `""` clears version or owner.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CorrectionBody {
+    /// At most 128 characters, no control characters; `null` clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    pub version: Option<String>,
+    /// At most 128 characters, no control characters; `null` clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    pub owner: Option<String>,
+    /// The final status (`success`, `cancelled` or an error code); closing a
+    /// running deployment needs `finished_at` too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, pattern = r"^[A-Za-z0-9._-]{1,64}$")
+    )]
+    pub status: Option<Status>,
+    /// When it finished: never before its start, at most 5 minutes ahead.
+    #[serde(
+        default,
+        with = "rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why the record is corrected (1–512 characters), kept in the audit.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 512))]
+    pub reason: String,
+}
+
+/// One correction of a deployment, as the audit keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CorrectionView {
+    #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub corrected_at: DateTime<Utc>,
+    /// The token's name (or `anonymous`, `bootstrap-admin`).
+    pub corrected_by: String,
+    pub reason: String,
+    /// Each changed field's value before and after.
+    pub changes: BTreeMap<String, Change>,
 }
 
 /// What a store call answers: the stored event and its deployment as it now is.
@@ -302,6 +359,8 @@ pub enum ProblemType {
     Validation,
     /// Query parameters that break a rule (a listing's, the statistics').
     InvalidQuery,
+    /// A correction of a deployment that breaks a rule.
+    InvalidCorrection,
     UnsupportedMediaType,
     PayloadTooLarge,
     Unauthorized,
@@ -318,11 +377,12 @@ pub enum ProblemType {
 }
 
 impl ProblemType {
-    const KNOWN: [ProblemType; 14] = [
+    const KNOWN: [ProblemType; 15] = [
         ProblemType::MalformedBody,
         ProblemType::BadRequest,
         ProblemType::Validation,
         ProblemType::InvalidQuery,
+        ProblemType::InvalidCorrection,
         ProblemType::UnsupportedMediaType,
         ProblemType::PayloadTooLarge,
         ProblemType::Unauthorized,
@@ -341,6 +401,7 @@ impl ProblemType {
             ProblemType::BadRequest => "/problems/bad-request",
             ProblemType::Validation => "/problems/validation",
             ProblemType::InvalidQuery => "/problems/invalid-query",
+            ProblemType::InvalidCorrection => "/problems/invalid-correction",
             ProblemType::UnsupportedMediaType => "/problems/unsupported-media-type",
             ProblemType::PayloadTooLarge => "/problems/payload-too-large",
             ProblemType::Unauthorized => "/problems/unauthorized",
@@ -362,6 +423,7 @@ impl ProblemType {
             ProblemType::BadRequest => "Bad request",
             ProblemType::Validation => "Invalid event",
             ProblemType::InvalidQuery => "Invalid query parameters",
+            ProblemType::InvalidCorrection => "Invalid correction",
             ProblemType::UnsupportedMediaType => "Unsupported media type",
             ProblemType::PayloadTooLarge => "Payload too large",
             ProblemType::Unauthorized => "Unauthorized",

@@ -1,5 +1,6 @@
 //! One module per family of commands.
 
+pub mod correct;
 pub mod record;
 pub mod reports;
 pub mod run;

@@ -65,4 +65,21 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(deployments, events, deletions, tokens);
+diesel::table! {
+    /// Operators' corrections: every change to a deployment, with before and after.
+    corrections (seq) {
+        seq -> BigInt,
+        deployment_id -> Text,
+        component -> Text,
+        environment -> Text,
+        reason -> Text,
+        /// JSON object: field -> {before, after}.
+        changes -> Text,
+        before_snapshot -> Text,
+        after_snapshot -> Text,
+        corrected_by -> Text,
+        corrected_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(deployments, events, deletions, tokens, corrections);

@@ -25,6 +25,9 @@ pub(crate) enum ApiError {
     /// Query parameters break a rule.
     #[error("{0}")]
     InvalidQuery(ValidationErrors),
+    /// A correction breaks a rule, or cannot apply to this deployment.
+    #[error("{0}")]
+    InvalidCorrection(ValidationErrors),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("request bodies are limited to {limit} bytes")]
@@ -72,6 +75,7 @@ impl ApiError {
             ApiError::BadRequest(_) => ProblemType::BadRequest,
             ApiError::Validation(_) => ProblemType::Validation,
             ApiError::InvalidQuery(_) => ProblemType::InvalidQuery,
+            ApiError::InvalidCorrection(_) => ProblemType::InvalidCorrection,
             ApiError::UnsupportedMediaType(_) => ProblemType::UnsupportedMediaType,
             ApiError::PayloadTooLarge { .. } => ProblemType::PayloadTooLarge,
             ApiError::Unauthorized(_) => ProblemType::Unauthorized,
@@ -93,14 +97,22 @@ impl ApiError {
     /// The problem body this error is answered with.
     pub fn problem(&self) -> Problem {
         let errors = match self {
-            ApiError::Validation(v) | ApiError::InvalidQuery(v) => Some(v.0.clone()),
+            ApiError::Validation(v)
+            | ApiError::InvalidQuery(v)
+            | ApiError::InvalidCorrection(v) => Some(v.0.clone()),
             _ => None,
         };
         let detail = match self {
-            ApiError::Validation(v) | ApiError::InvalidQuery(v) if v.0.len() == 1 => {
+            ApiError::Validation(v)
+            | ApiError::InvalidQuery(v)
+            | ApiError::InvalidCorrection(v)
+                if v.0.len() == 1 =>
+            {
                 format!("{v}")
             }
-            ApiError::Validation(v) => format!("{} fields are invalid: {v}", v.0.len()),
+            ApiError::Validation(v) | ApiError::InvalidCorrection(v) => {
+                format!("{} fields are invalid: {v}", v.0.len())
+            }
             ApiError::InvalidQuery(v) => format!("{} parameters are invalid: {v}", v.0.len()),
             other => other.to_string(),
         };
@@ -119,9 +131,10 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::MalformedBody(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Validation(_) | ApiError::InvalidQuery(_) | ApiError::Unprocessable(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::Validation(_)
+            | ApiError::InvalidQuery(_)
+            | ApiError::InvalidCorrection(_)
+            | ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,

@@ -88,12 +88,13 @@ pub(crate) async fn require_events_access<B: MessageBody>(
     guard(req, next, needed).await
 }
 
-/// Middleware of `/api/v1/deployments/{id}`: `admin` to delete, `read` to look.
+/// Middleware of `/api/v1/deployments/{id}`: `admin` to correct or delete,
+/// `read` to look.
 pub(crate) async fn require_deployment_access<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let needed = if req.method() == Method::DELETE {
+    let needed = if req.method() == Method::DELETE || req.method() == Method::PATCH {
         Role::Admin
     } else {
         Role::Read

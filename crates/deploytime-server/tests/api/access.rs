@@ -137,6 +137,13 @@ async fn role_matrix(backend: Backend) {
                 200,
             ),
             (
+                Method::PATCH,
+                format!("/api/v1/deployments/{kept}"),
+                Some(json!({"version": "v9", "reason": "role matrix"})),
+                Role::Admin,
+                200,
+            ),
+            (
                 Method::DELETE,
                 format!("/api/v1/deployments/{deleted}"),
                 None,

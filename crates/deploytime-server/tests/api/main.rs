@@ -12,6 +12,7 @@ pub(crate) use deploytime_server::backend_tests;
 
 mod access;
 mod concurrency;
+mod corrections;
 mod deployments;
 mod errors;
 mod group_commit;

@@ -26,15 +26,6 @@ pub(crate) fn find_deployment_row(
         .optional()
 }
 
-pub(crate) fn find_deployment(
-    conn: &mut DbConnection,
-    id: &str,
-) -> QueryResult<Option<Deployment>> {
-    find_deployment_row(conn, id)?
-        .map(|row| row.into_deployment().map_err(Into::into))
-        .transpose()
-}
-
 /// `Target::LatestRunning`: the most recently started running deployment of
 /// the component and environment; of two started at once, the one stored last.
 pub(crate) fn find_latest_running(

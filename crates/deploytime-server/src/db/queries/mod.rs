@@ -3,6 +3,7 @@
 //! valid value is a decoding error), to be run on a blocking thread.
 //! Listings page by keyset; see docs/architecture.md ("Pagination").
 
+mod corrections;
 mod deployments;
 mod events;
 mod stats;
@@ -11,9 +12,10 @@ use diesel::prelude::*;
 
 use super::connection::DbConnection;
 
+pub(crate) use corrections::{Corrected, correct_deployment, corrections_of};
 pub(crate) use deployments::{
     DeploymentFilter, component_summaries, delete_deployment, deployments_page_end,
-    find_deployment, find_deployment_row, find_latest_running, insert_deployment, list_deployments,
+    find_deployment_row, find_latest_running, insert_deployment, list_deployments,
     update_deployment,
 };
 pub(crate) use events::{

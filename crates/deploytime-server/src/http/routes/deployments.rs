@@ -3,20 +3,26 @@
 
 use std::sync::Arc;
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
+use deploytime_core::correction::Correction;
 use deploytime_core::time::to_micros;
-use deploytime_core::wire::{DeploymentDetail, DeploymentView, EventView, Page, Problem};
+use deploytime_core::wire::{
+    CorrectionBody, DeploymentDetail, DeploymentView, EventView, Page, Problem,
+};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::body::{BodyFormat, body_format, read_body};
 use super::csv_export::{Export, stream_csv};
 use super::params::{ParamErrors, page, wants_csv};
 use super::query_schemas;
-use crate::db::queries::{self, DeploymentFilter};
+use crate::db::queries::{self, Corrected, DeploymentFilter};
 use crate::db::{Database, DbConnection};
 use crate::http::HttpSettings;
 use crate::http::error::{AccessProblems, ApiError, QueryProblems};
+use crate::http::guard::Authenticated;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -116,14 +122,51 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
         .map_err(|_| ApiError::BadRequest(format!("deployment ids are UUIDs; {raw:?} is not one")))
 }
 
-/// One deployment with its events, in the order they were stored.
+/// A deployment with its events and corrections, and its revision.
+async fn read_detail(
+    db: &Database,
+    id: Uuid,
+    settings: &HttpSettings,
+) -> Result<Option<(DeploymentDetail, i32)>, ApiError> {
+    let key = id.to_string();
+    let found = db
+        .read(move |conn| {
+            let Some(row) = queries::find_deployment_row(conn, &key)? else {
+                return Ok(None);
+            };
+            let revision = row.revision;
+            let deployment = row.into_deployment()?;
+            let events = queries::events_of_deployment(conn, &key)?;
+            let corrections = queries::corrections_of(conn, &key)?;
+            Ok(Some((deployment, revision, events, corrections)))
+        })
+        .await?;
+    let cutoff = settings.abandon.cutoff(Utc::now());
+    Ok(found.map(|(deployment, revision, events, corrections)| {
+        let detail = DeploymentDetail {
+            deployment: DeploymentView::new(deployment, &cutoff),
+            revision: u32::try_from(revision).unwrap_or_default(),
+            events: events.into_iter().map(EventView::from).collect(),
+            corrections,
+        };
+        (detail, revision)
+    }))
+}
+
+/// The `ETag` of a deployment at a revision.
+fn etag(revision: i32) -> (actix_web::http::header::HeaderName, String) {
+    (actix_web::http::header::ETAG, format!("\"{revision}\""))
+}
+
+/// One deployment with its events, in the order they were stored, and the
+/// corrections made to it.
 #[utoipa::path(
     get,
     path = "/api/v1/deployments/{id}",
     tag = "deployments",
     params(("id" = uuid::Uuid, Path, description = "The deployment's id")),
     responses(
-        (status = 200, description = "The deployment and its events", body = DeploymentDetail),
+        (status = 200, description = "The deployment, its events and corrections; `ETag` is its revision", body = DeploymentDetail),
         (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such deployment", body = Problem, content_type = "application/problem+json"),
         AccessProblems,
@@ -137,24 +180,128 @@ pub(crate) async fn get_deployment(
     settings: web::Data<HttpSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id.into_inner())?;
-    let key = id.to_string();
-    let found = db
-        .read(move |conn| {
-            let Some(deployment) = queries::find_deployment(conn, &key)? else {
-                return Ok(None);
-            };
-            let events = queries::events_of_deployment(conn, &key)?;
-            Ok(Some((deployment, events)))
-        })
-        .await?;
-    let Some((deployment, events)) = found else {
+    let Some((detail, revision)) = read_detail(&db, id, &settings).await? else {
         return Err(ApiError::NotFound(format!("no deployment with id {id}")));
     };
-    let cutoff = settings.abandon.cutoff(Utc::now());
-    Ok(HttpResponse::Ok().json(DeploymentDetail {
-        deployment: DeploymentView::new(deployment, &cutoff),
-        events: events.into_iter().map(EventView::from).collect(),
-    }))
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(revision))
+        .json(detail))
+}
+
+/// The revision an `If-Match` header asks for: `"3"`, `W/"3"` or `3`.
+fn expected_revision(req: &HttpRequest) -> Result<Option<i32>, ApiError> {
+    let Some(value) = req.headers().get(actix_web::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or_default().trim();
+    if value == "*" {
+        return Ok(None);
+    }
+    let tag = value.strip_prefix("W/").unwrap_or(value);
+    let digits = tag
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(tag);
+    (1..=9)
+        .contains(&digits.len())
+        .then(|| digits.parse::<i32>().ok())
+        .flatten()
+        .filter(|_| digits.bytes().all(|b| b.is_ascii_digit()))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "If-Match must be the deployment's ETag, e.g. \"3\" (its revision)".into(),
+            )
+        })
+}
+
+/// Corrects a deployment (admin): its version, owner, final status or finish
+/// time, with a reason. Applied with the revision check (with `If-Match`, only
+/// while the deployment is at that revision), kept in its corrections with the
+/// values before and after, and reflected in every statistic.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/deployments/{id}",
+    tag = "deployments",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The deployment's id"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Its `ETag` (revision): correct it only if unchanged since; `*`: whatever its revision", pattern = r#"^\*$|^(W/)?"[0-9]{1,9}"$|^[0-9]{1,9}$"#),
+    ),
+    request_body(content = CorrectionBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Corrected: the deployment as it now is", body = DeploymentDetail),
+        (status = 400, description = "The id is not a UUID, the body not JSON, or If-Match not a revision", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such deployment", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The deployment changed since the revision given in If-Match, or while it was corrected", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Fields break a rule (each in `errors`), or the correction cannot apply to this deployment: closing a running one needs both status and finished_at; a finish is never before the start", body = Problem, content_type = "application/problem+json"),
+        AccessProblems,
+    ),
+    security(("bearer" = []), ())
+)]
+#[tracing::instrument(skip_all, fields(deployment_id))]
+pub(crate) async fn correct_deployment(
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+    who: Authenticated,
+    db: web::Data<Database>,
+    settings: web::Data<HttpSettings>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id.into_inner())?;
+    tracing::Span::current().record("deployment_id", tracing::field::display(id));
+    if !matches!(
+        body_format(req.headers().get(header::CONTENT_TYPE))?,
+        BodyFormat::Json
+    ) {
+        return Err(ApiError::UnsupportedMediaType(
+            "a correction is sent as application/json".into(),
+        ));
+    }
+    let expected = expected_revision(&req)?;
+    let body = read_body(&req, payload).await?;
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::MalformedBody(format!("the body is not valid JSON: {e}")))?;
+    let now = Utc::now();
+    let correction = Correction::from_json(value, now).map_err(ApiError::InvalidCorrection)?;
+    let (key, by, at) = (id.to_string(), who.caller.name.clone(), to_micros(now));
+    let reason = correction.reason.clone();
+    let outcome = db
+        .write(move |conn| queries::correct_deployment(conn, &key, &correction, expected, &by, at))
+        .await?;
+    match outcome {
+        Corrected::Applied {
+            deployment,
+            revision,
+        } => {
+            tracing::warn!(
+                deployment_id = %deployment.id,
+                component = %deployment.component,
+                state = %deployment.state,
+                revision,
+                by = %who.caller.name,
+                %reason,
+                "deployment corrected"
+            );
+        }
+        Corrected::NotFound => {
+            return Err(ApiError::NotFound(format!("no deployment with id {id}")));
+        }
+        Corrected::Stale { current } => {
+            return Err(ApiError::Conflict(format!(
+                "deployment {id} changed meanwhile (it is at revision {current}{}); read it again and resend the correction",
+                expected.map(|e| format!(", not {e}")).unwrap_or_default()
+            )));
+        }
+        Corrected::Refused(refused) => return Err(ApiError::InvalidCorrection(refused.0)),
+    }
+    let Some((detail, revision)) = read_detail(&db, id, &settings).await? else {
+        return Err(ApiError::NotFound(format!("no deployment with id {id}")));
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(revision))
+        .json(detail))
 }
 
 /// Removes a deployment and its events (admin); the removal is recorded, with a

@@ -55,7 +55,8 @@ impl utoipa::PartialSchema for StoreBody {
                 }
             }
             if phase == "start" {
-                shape.properties.remove("status");
+                // A start has no status; an empty one counts as absent.
+                shape.properties.insert("status".into(), RefOr::T(empty()));
             }
             shape.properties.insert(
                 "phase".into(),
@@ -89,7 +90,7 @@ impl utoipa::ToSchema for StoreBody {}
         content((inline(StoreBody) = "application/json"), (inline(StoreBody) = "application/x-www-form-urlencoded"))
     ),
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "The event id, as a UUID, if not in the body"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, format = Uuid, description = "The event id, as a UUID, if not in the body"),
     ),
     responses(
         (status = 201, description = "Stored; `Location` names the deployment", body = StoreResponse),

@@ -70,8 +70,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, settings: &HttpSettings) {
                 web::resource("/deployments/{id}")
                     .wrap(from_fn(require_deployment_access))
                     .route(web::get().to(deployments::get_deployment))
+                    .route(web::patch().to(deployments::correct_deployment))
                     .route(web::delete().to(deployments::delete_deployment))
-                    .default_service(method_not_allowed("GET, DELETE")),
+                    .default_service(method_not_allowed("GET, PATCH, DELETE")),
             )
             .service(
                 web::resource("/stats")
