@@ -10,7 +10,7 @@
 //! * [`state`]: stored and reported states, and the abandonment rule.
 //! * [`access`]: roles, scopes and who may record an event.
 //! * [`correction`]: an operator's correction of a recorded deployment.
-//! * [`stats`]: duration statistics and DORA figures.
+//! * [`stats`]: duration statistics and DORA figures; [`dora`]: their levels.
 //! * [`wire`]: the API's request and response bodies, shared by every client.
 //! * [`time`]: the one timestamp representation shared by the API and the stores
 //!   (UTC, microsecond precision); [`export`]: the CSV columns.
@@ -18,6 +18,7 @@
 pub mod access;
 pub mod correction;
 pub mod deployment;
+pub mod dora;
 pub mod event;
 pub mod export;
 pub mod names;

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{NaiveDate, TimeZone};
 use serde::{Deserialize, Serialize};
 
+use crate::dora::Levels;
 use crate::state::ReportedState;
 use crate::time::{from_micros, micros_to_seconds};
 
@@ -194,6 +195,8 @@ pub struct DayStats {
     pub failed: usize,
     pub cancelled: usize,
     pub median_duration_seconds: Option<f64>,
+    pub p90_duration_seconds: Option<f64>,
+    pub p95_duration_seconds: Option<f64>,
 }
 
 /// The figures of one group.
@@ -213,6 +216,8 @@ pub struct GroupStats {
     pub deploys_per_day: f64,
     pub change_failure_rate: Option<f64>,
     pub mean_time_to_restore_seconds: Option<f64>,
+    /// The DORA level of each figure (DORA 2023, as DevLake encodes it).
+    pub levels: Levels,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub daily: Option<Vec<DayStats>>,
 }
@@ -330,6 +335,8 @@ fn daily<Tz: TimeZone>(samples: &[&Sample], request: &StatsRequest<Tz>, tz: &Tz)
                     failed: 0,
                     cancelled: 0,
                     median_duration_seconds: None,
+                    p90_duration_seconds: None,
+                    p95_duration_seconds: None,
                 },
                 Vec::new(),
             ),
@@ -357,7 +364,10 @@ fn daily<Tz: TimeZone>(samples: &[&Sample], request: &StatsRequest<Tz>, tz: &Tz)
     days.into_values()
         .map(|(mut stats, mut durations)| {
             durations.sort_unstable();
-            stats.median_duration_seconds = nearest_rank(&durations, 50.0).map(micros_to_seconds);
+            let rank = |p| nearest_rank(&durations, p).map(micros_to_seconds);
+            stats.median_duration_seconds = rank(50.0);
+            stats.p90_duration_seconds = rank(90.0);
+            stats.p95_duration_seconds = rank(95.0);
             stats
         })
         .collect()
@@ -420,7 +430,10 @@ pub fn compute<Tz: TimeZone>(targets: &[Series], request: &StatsRequest<Tz>) -> 
                 let sum: i128 = restores.iter().map(|&r| i128::from(r)).sum();
                 sum as f64 / restores.len() as f64 / 1e6
             });
+            let deploys_per_day = members.len() as f64 / window_days;
+            let change_failure_rate = ratio(failed, finished);
             GroupStats {
+                levels: Levels::of(deploys_per_day, change_failure_rate, mttr),
                 component: component.map(str::to_owned),
                 environment: environment.map(str::to_owned),
                 deployments: members.len(),
@@ -431,8 +444,8 @@ pub fn compute<Tz: TimeZone>(targets: &[Series], request: &StatsRequest<Tz>) -> 
                 running: count(ReportedState::Running),
                 success_rate: ratio(succeeded, finished),
                 duration_seconds: DurationSummary::of(&mut durations),
-                deploys_per_day: members.len() as f64 / window_days,
-                change_failure_rate: ratio(failed, finished),
+                deploys_per_day,
+                change_failure_rate,
                 mean_time_to_restore_seconds: mttr,
                 daily: request
                     .daily_in

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use deploytime_core::dora::Level;
 use deploytime_core::stats::GroupStats;
 use deploytime_core::wire::{DeploymentView, Page, StatsResponse, paths};
 use serde_json::Value;
@@ -164,6 +165,9 @@ const STATS_COLUMNS: [&str; 12] = [
     "change_failure_rate",
     "mean_time_to_restore_seconds",
 ];
+/// The DORA level of each figure, as `LEVEL_COLUMNS` in the CSV.
+const LEVELS: [&str; 3] = ["deploy_frequency", "change_failure_rate", "time_to_restore"];
+
 const DURATION_COLUMNS: [&str; 9] = [
     "count", "mean", "median", "p90", "p95", "p99", "min", "max", "stddev",
 ];
@@ -186,20 +190,33 @@ fn write_stats_csv(out: impl Write, groups: &[GroupStats]) -> Result<(), Error> 
     let header = STATS_COLUMNS
         .iter()
         .map(|c| (*c).to_owned())
-        .chain(DURATION_COLUMNS.iter().map(|c| format!("duration_{c}")));
+        .chain(DURATION_COLUMNS.iter().map(|c| format!("duration_{c}")))
+        .chain(LEVELS.iter().map(|c| format!("{c}_level")));
     writer.write_record(header).map_err(failed)?;
     for group in &groups {
-        let row = STATS_COLUMNS.iter().map(|c| cell(&group[*c])).chain(
-            DURATION_COLUMNS
-                .iter()
-                .map(|c| cell(&group["duration_seconds"][*c])),
-        );
+        let row = STATS_COLUMNS
+            .iter()
+            .map(|c| cell(&group[*c]))
+            .chain(
+                DURATION_COLUMNS
+                    .iter()
+                    .map(|c| cell(&group["duration_seconds"][*c])),
+            )
+            .chain(LEVELS.iter().map(|c| cell(&group["levels"][*c])));
         writer.write_record(row).map_err(failed)?;
     }
     writer.flush().map_err(|e| Error::Output {
         what: "CSV".into(),
         source: e,
     })
+}
+
+/// A figure with its DORA level: `4% (elite)`.
+fn leveled(figure: String, level: Option<Level>) -> String {
+    match level {
+        Some(level) => format!("{figure} ({level})"),
+        None => figure,
+    }
 }
 
 /// How often deploys happen, in the unit that keeps a real cadence from
@@ -253,9 +270,18 @@ fn stats_table(groups: &[GroupStats]) -> comfy_table::Table {
             percent(group.success_rate),
             seconds(group.duration_seconds.median),
             seconds(group.duration_seconds.p95),
-            cadence(group.deploys_per_day),
-            percent(group.change_failure_rate),
-            seconds(group.mean_time_to_restore_seconds),
+            leveled(
+                cadence(group.deploys_per_day),
+                Some(group.levels.deploy_frequency),
+            ),
+            leveled(
+                percent(group.change_failure_rate),
+                group.levels.change_failure_rate,
+            ),
+            leveled(
+                seconds(group.mean_time_to_restore_seconds),
+                group.levels.time_to_restore,
+            ),
         ]);
     }
     align_right(&mut table, &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);

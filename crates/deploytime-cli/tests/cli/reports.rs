@@ -161,6 +161,8 @@ fn stats_count_outcomes_per_component() {
         .stdout(predicate::str::contains("DEPLOYS"))
         .stdout(predicate::str::contains("50%"))
         .stdout(predicate::str::contains("FREQUENCY"))
+        // One failure of two finished deployments: above 15 %, low.
+        .stdout(predicate::str::contains("50% (low)"))
         .stderr(predicate::str::contains("deploytime: deployments from "));
 }
 

@@ -123,12 +123,26 @@ async fn stats_match_an_independent_computation(backend: Backend) {
     let restored = (t("2026-10-03T10:00:50Z") - t("2026-10-02T10:05:00Z")).num_seconds() as f64;
     close(&api["mean_time_to_restore_seconds"], restored);
 
+    // DORA 2023 levels, as DevLake encodes them: 0.8 deploys a day is at least
+    // weekly (high); 2 failures of 7 finished is above 15 % (low); a restore
+    // of about 23 hours is under a day (high).
+    assert!(restored > 3_600.0 && restored < 86_400.0);
+    assert_eq!(
+        api["levels"],
+        json!({"deploy_frequency": "high", "change_failure_rate": "low", "time_to_restore": "high"})
+    );
+
     let web = &groups[1];
     assert_eq!(web["component"], "web");
     assert_eq!(
         web["mean_time_to_restore_seconds"],
         Value::Null,
         "never restored"
+    );
+    assert_eq!(
+        web["levels"]["time_to_restore"],
+        Value::Null,
+        "no restore, no level"
     );
     close(&web["duration_seconds"]["mean"], 90.0);
 
