@@ -6,6 +6,7 @@
 mod error;
 mod guard;
 mod metrics;
+mod reports;
 mod request_log;
 mod routes;
 

@@ -208,6 +208,35 @@ fn assert_query_problem(problem: &Value) {
     );
 }
 
+/// Several environments at once, comma-separated: listings and statistics
+/// cover exactly those.
+async fn several_environments_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for environment in ["production", "eu", "staging"] {
+        app.store(json!({"component": "api", "phase": "start", "environment": environment}))
+            .await;
+    }
+    let listed = app
+        .get_json("/api/v1/deployments?environment=production,eu")
+        .await;
+    let mut environments: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["environment"].as_str().unwrap())
+        .collect();
+    environments.sort_unstable();
+    assert_eq!(environments, ["eu", "production"]);
+    let stats = app
+        .get_json("/api/v1/stats?environment=production,eu&group_by=none")
+        .await;
+    assert_eq!(stats["groups"][0]["deployments"], 2, "{stats}");
+    let events = app.get_json("/api/v1/events?environment=staging,eu").await;
+    assert_eq!(events["items"].as_array().unwrap().len(), 2);
+    let problem = expect_problem(app.get("/api/v1/stats?environment=eu,,x").await, 422).await;
+    assert_eq!(problem["errors"][0]["field"], "environment", "{problem}");
+}
+
 /// The work and the size of one statistics answer are bounded whatever window
 /// is asked for: a request for every day since year 1 is refused at once with
 /// the limit named, not answered with gigabytes.
@@ -667,6 +696,7 @@ async fn long_exports_span_pages_without_gaps(backend: Backend) {
 }
 
 backend_tests!(
+    several_environments_at_once,
     daily_buckets_are_bounded,
     an_empty_window_names_the_latest_deployment,
     long_exports_span_pages_without_gaps,

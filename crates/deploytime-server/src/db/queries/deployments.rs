@@ -85,7 +85,8 @@ pub(crate) fn update_deployment(
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DeploymentFilter {
     pub component: Option<Component>,
-    pub environment: Option<Environment>,
+    /// Any of these; none: every environment.
+    pub environments: Vec<Environment>,
     /// What the reported state asked for means for stored rows (the domain's
     /// `AbandonCutoff::selects`).
     pub state: Option<StoredCondition>,
@@ -98,7 +99,7 @@ impl DeploymentFilter {
     /// True when only the time window filters: the listing's order is then an
     /// index's (`anchor_at, seq`), which can tell where a page ends alone.
     pub fn orders_by_index_alone(&self) -> bool {
-        self.component.is_none() && self.environment.is_none() && self.state.is_none()
+        self.component.is_none() && self.environments.is_empty() && self.state.is_none()
     }
 }
 
@@ -107,8 +108,13 @@ fn filtered_deployments(filter: &DeploymentFilter) -> deployments::BoxedQuery<'s
     if let Some(component) = &filter.component {
         query = query.filter(deployments::component.eq(component.as_str().to_owned()));
     }
-    if let Some(environment) = &filter.environment {
-        query = query.filter(deployments::environment.eq(environment.as_str().to_owned()));
+    if !filter.environments.is_empty() {
+        let names: Vec<String> = filter
+            .environments
+            .iter()
+            .map(|e| e.as_str().to_owned())
+            .collect();
+        query = query.filter(deployments::environment.eq_any(names));
     }
     if let Some(since) = filter.since {
         query = query.filter(deployments::anchor_at.ge(to_micros(since)));

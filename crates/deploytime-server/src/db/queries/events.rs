@@ -57,7 +57,8 @@ pub(crate) fn events_of_deployment(
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EventFilter {
     pub component: Option<Component>,
-    pub environment: Option<Environment>,
+    /// Any of these; none: every environment.
+    pub environments: Vec<Environment>,
     pub phase: Option<Phase>,
     /// `[since, until)` on the event's own time.
     pub since: Option<DateTime<Utc>>,
@@ -67,7 +68,7 @@ pub(crate) struct EventFilter {
 impl EventFilter {
     /// As `DeploymentFilter::orders_by_index_alone`, on `occurred_at, seq`.
     pub fn orders_by_index_alone(&self) -> bool {
-        self.component.is_none() && self.environment.is_none() && self.phase.is_none()
+        self.component.is_none() && self.environments.is_empty() && self.phase.is_none()
     }
 }
 
@@ -123,8 +124,13 @@ fn keyset_events(
     if let Some(component) = &filter.component {
         query = query.filter(events::component.eq(component.as_str().to_owned()));
     }
-    if let Some(environment) = &filter.environment {
-        query = query.filter(events::environment.eq(environment.as_str().to_owned()));
+    if !filter.environments.is_empty() {
+        let names: Vec<String> = filter
+            .environments
+            .iter()
+            .map(|e| e.as_str().to_owned())
+            .collect();
+        query = query.filter(events::environment.eq_any(names));
     }
     if let Some(phase) = filter.phase {
         query = query.filter(events::phase.eq(phase.as_str()));

@@ -11,11 +11,11 @@ use crate::db::connection::DbConnection;
 use crate::db::schema::deployments;
 
 /// Every component and environment seen (only `component`'s, only in
-/// `environment`, when given), in order.
+/// `environments`, when given), in order.
 pub(crate) fn stats_targets(
     conn: &mut DbConnection,
     component: Option<&Component>,
-    environment: Option<&Environment>,
+    environments: &[Environment],
 ) -> QueryResult<Vec<(Component, Environment)>> {
     let mut query = deployments::table
         .select((deployments::component, deployments::environment))
@@ -25,8 +25,9 @@ pub(crate) fn stats_targets(
     if let Some(component) = component {
         query = query.filter(deployments::component.eq(component.as_str().to_owned()));
     }
-    if let Some(environment) = environment {
-        query = query.filter(deployments::environment.eq(environment.as_str().to_owned()));
+    if !environments.is_empty() {
+        let names: Vec<String> = environments.iter().map(|e| e.as_str().to_owned()).collect();
+        query = query.filter(deployments::environment.eq_any(names));
     }
     query
         .load::<(String, String)>(conn)?
@@ -95,12 +96,12 @@ pub(crate) fn stats_samples(
         .collect())
 }
 
-/// When the latest deployment of `component` in `environment` (each when given)
-/// is anchored, microseconds; `None` when there is none.
+/// When the latest deployment of `component` in `environments` (each when
+/// given) is anchored, microseconds; `None` when there is none.
 pub(crate) fn latest_anchor(
     conn: &mut DbConnection,
     component: Option<&Component>,
-    environment: Option<&Environment>,
+    environments: &[Environment],
 ) -> QueryResult<Option<i64>> {
     let mut query = deployments::table
         .select(diesel::dsl::max(deployments::anchor_at))
@@ -108,8 +109,9 @@ pub(crate) fn latest_anchor(
     if let Some(component) = component {
         query = query.filter(deployments::component.eq(component.as_str().to_owned()));
     }
-    if let Some(environment) = environment {
-        query = query.filter(deployments::environment.eq(environment.as_str().to_owned()));
+    if !environments.is_empty() {
+        let names: Vec<String> = environments.iter().map(|e| e.as_str().to_owned()).collect();
+        query = query.filter(deployments::environment.eq_any(names));
     }
     query.first(conn)
 }

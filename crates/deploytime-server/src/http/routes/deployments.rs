@@ -30,7 +30,7 @@ use crate::http::guard::Authenticated;
 pub(crate) struct ListQuery {
     #[param(schema_with = query_schemas::component)]
     component: Option<String>,
-    #[param(schema_with = query_schemas::environment)]
+    #[param(schema_with = query_schemas::environments)]
     environment: Option<String>,
     #[param(schema_with = query_schemas::state)]
     state: Option<String>,
@@ -77,7 +77,7 @@ pub(crate) async fn list_deployments(
     let cutoff = settings.abandon.cutoff(Utc::now());
     let filter = DeploymentFilter {
         component: errors.component(query.component),
-        environment: errors.environment(query.environment),
+        environments: errors.environments(query.environment),
         state: errors.state(query.state).map(|state| cutoff.selects(state)),
         since: errors.instant("since", query.since),
         until: errors.instant("until", query.until),

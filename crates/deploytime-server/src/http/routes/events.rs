@@ -169,7 +169,7 @@ pub(crate) async fn store_event(
 pub(crate) struct ListQuery {
     #[param(schema_with = query_schemas::component)]
     component: Option<String>,
-    #[param(schema_with = query_schemas::environment)]
+    #[param(schema_with = query_schemas::environments)]
     environment: Option<String>,
     #[param(schema_with = query_schemas::phase)]
     phase: Option<String>,
@@ -220,7 +220,7 @@ pub(crate) async fn list_events(
     });
     let filter = EventFilter {
         component: errors.component(query.component),
-        environment: errors.environment(query.environment),
+        environments: errors.environments(query.environment),
         phase,
         since: errors.instant("since", query.since),
         until: errors.instant("until", query.until),

@@ -37,11 +37,26 @@ impl ParamErrors {
             .ok()
     }
 
-    pub fn environment(&mut self, value: Option<String>) -> Option<Environment> {
-        let value = value.filter(|v| !v.is_empty())?;
-        Environment::try_from(value)
-            .map_err(|message| self.push("environment", message))
-            .ok()
+    /// One environment or several, comma-separated (a comma is never part of
+    /// a name); none when absent or empty.
+    pub fn environments(&mut self, value: Option<String>) -> Vec<Environment> {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            return Vec::new();
+        };
+        let mut environments = Vec::new();
+        for name in value.split(',') {
+            match Environment::parse(name) {
+                Ok(environment) if !environments.contains(&environment) => {
+                    environments.push(environment)
+                }
+                Ok(_) => {}
+                Err(message) => {
+                    self.push("environment", format!("{message} (in {name:?})"));
+                    return Vec::new();
+                }
+            }
+        }
+        environments
     }
 
     /// An RFC 3339 instant.

@@ -36,8 +36,17 @@ pub(crate) fn component() -> RefOr<Schema> {
     name(deploytime_core::Component::MAX_CHARS)
 }
 
-pub(crate) fn environment() -> RefOr<Schema> {
-    name(deploytime_core::Environment::MAX_CHARS)
+/// One environment or several, comma-separated, or empty.
+pub(crate) fn environments() -> RefOr<Schema> {
+    let one = format!(
+        "[A-Za-z0-9][A-Za-z0-9._/:-]{{0,{}}}",
+        deploytime_core::Environment::MAX_CHARS - 1
+    );
+    string()
+        .pattern(Some(format!("^$|^{one}(,{one})*$")))
+        .description(Some("one environment, or several separated by commas"))
+        .build()
+        .into()
 }
 
 /// An RFC 3339 date-time with an offset, or empty.

@@ -4,11 +4,9 @@
 use actix_web::{HttpResponse, web};
 use chrono::{Duration, Utc};
 use chrono_tz::Tz;
-use deploytime_core::stats::{self, GroupBy, Series, StatsRequest};
-use deploytime_core::time::{format_rfc3339, from_micros, micros_to_seconds, to_micros};
-use deploytime_core::wire::{
-    ComponentSummary, ComponentsResponse, DeploymentView, StatsResponse, Window,
-};
+use deploytime_core::stats::GroupBy;
+use deploytime_core::time::micros_to_seconds;
+use deploytime_core::wire::{ComponentSummary, ComponentsResponse, DeploymentView, StatsResponse};
 use serde::Deserialize;
 
 use super::params::ParamErrors;
@@ -17,9 +15,7 @@ use crate::db::Database;
 use crate::db::queries;
 use crate::http::HttpSettings;
 use crate::http::error::{AccessProblems, ApiError, QueryProblems};
-
-/// Connections one statistics request reads on at once.
-const STATS_READERS: usize = 2;
+use crate::http::reports::{self, StatsAsk};
 
 /// The window statistics cover when `since` is not given.
 pub(crate) const DEFAULT_WINDOW_DAYS: i64 = 30;
@@ -30,7 +26,7 @@ pub(crate) const DEFAULT_WINDOW_DAYS: i64 = 30;
 pub(crate) struct StatsQuery {
     #[param(schema_with = query_schemas::component)]
     component: Option<String>,
-    #[param(schema_with = query_schemas::environment)]
+    #[param(schema_with = query_schemas::environments)]
     environment: Option<String>,
     /// Inclusive; default: 30 days before `until`. Must be earlier than `until`.
     #[param(schema_with = query_schemas::instant)]
@@ -123,94 +119,18 @@ pub(crate) async fn get_stats(
         }
     };
     let cutoff = settings.abandon.cutoff(now);
-    let component = errors.component(query.component);
-    let environment = errors.environment(query.environment);
-    errors.finish()?;
-
-    // One query for the components and environments, then one index range per
-    // component and environment: rows arrive already grouped, and carry no
-    // names to decode or hash. The ranges are read on STATS_READERS connections
-    // at once, so the database produces one share of the rows while the server
-    // decodes another.
-    let filter = (component, environment);
-    let names = {
-        let (component, environment) = filter.clone();
-        db.read(move |conn| queries::stats_targets(conn, component.as_ref(), environment.as_ref()))
-            .await?
-    };
-    let window = (to_micros(since), to_micros(until));
-    if daily {
-        let days = stats::day_count(window.0, window.1, &tz);
-        let groups = stats::group_count(
-            names.iter().map(|(c, e)| (c.as_str(), e.as_str())),
-            group_by,
-        );
-        if let Err(limit) = stats::check_daily(days, groups) {
-            let field = match limit {
-                stats::DailyLimit::TooManyDays { .. } => "since",
-                stats::DailyLimit::TooManyBuckets { .. } => "interval",
-            };
-            let mut errors = ParamErrors::default();
-            errors.push(field, limit.to_string());
-            errors.finish()?;
-        }
-    }
-    let share = names.len().div_ceil(STATS_READERS).max(1);
-    let reads = names.chunks(share).map(|chunk| {
-        let chunk = chunk.to_vec();
-        db.read(move |conn| {
-            chunk
-                .into_iter()
-                .map(|(component, environment)| {
-                    Ok(Series {
-                        samples: queries::stats_samples(
-                            conn,
-                            &component,
-                            &environment,
-                            window,
-                            &cutoff,
-                        )?,
-                        component: component.to_string(),
-                        environment: environment.to_string(),
-                    })
-                })
-                .collect::<diesel::QueryResult<Vec<Series>>>()
-        })
-    });
-    let mut series = Vec::new();
-    for read in futures_util::future::join_all(reads).await {
-        series.extend(read?);
-    }
-    let request = StatsRequest {
+    let ask = StatsAsk {
+        component: errors.component(query.component),
+        environments: errors.environments(query.environment),
+        since,
+        until,
         group_by,
         success_only,
-        since: window.0,
-        until: window.1,
         daily_in: daily.then_some(tz),
     };
-    let groups = stats::compute(&series, &request);
-    let hint = if groups.iter().all(|group| group.deployments == 0) {
-        let (component, environment) = filter;
-        let latest = db
-            .read(move |conn| {
-                queries::latest_anchor(conn, component.as_ref(), environment.as_ref())
-            })
-            .await?;
-        latest.filter(|at| *at < window.0).map(|at| {
-            format!(
-                "no deployment in this window; the latest that matches started at {}: pass an earlier since",
-                format_rfc3339(from_micros(at))
-            )
-        })
-    } else {
-        None
-    };
-    Ok(HttpResponse::Ok().json(StatsResponse {
-        window: Window { since, until },
-        group_by,
-        groups,
-        hint,
-    }))
+    errors.finish()?;
+    let (response, _) = reports::statistics(&db, &ask, cutoff).await?;
+    Ok(HttpResponse::Ok().json(response))
 }
 
 /// Every component and environment seen, with its latest deployment and its mean
