@@ -90,7 +90,7 @@ impl utoipa::ToSchema for StoreBody {}
         content((inline(StoreBody) = "application/json"), (inline(StoreBody) = "application/x-www-form-urlencoded"))
     ),
     params(
-        ("Idempotency-Key" = Option<String>, Header, nullable = false, format = Uuid, description = "The event id, as a UUID, if not in the body"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "The event id, as a UUID (any form a UUID parser reads: hyphenated, simple, braced or URN), if not in the body"),
     ),
     responses(
         (status = 201, description = "Stored; `Location` names the deployment", body = StoreResponse),
