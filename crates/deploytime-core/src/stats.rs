@@ -250,6 +250,94 @@ pub fn restore_times(samples: &[&Sample]) -> Vec<i64> {
     times
 }
 
+/// A run of consecutive failures of one component and environment, and the
+/// success that ended it, if one did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Streak {
+    /// The finish of the run's first failure, microseconds.
+    pub first_failure_at: i64,
+    pub failures: usize,
+    /// The finish of the success that ended it; `None`: still failing.
+    pub restored_at: Option<i64>,
+}
+
+impl Streak {
+    /// How long the service was failing, microseconds, once restored.
+    pub fn restore_time(&self) -> Option<i64> {
+        self.restored_at.map(|at| at - self.first_failure_at)
+    }
+}
+
+/// The failure streaks in samples of one component and environment, in the
+/// order they happened: the runs [`restore_times`] measures, with their length.
+pub fn failure_streaks(samples: &[&Sample]) -> Vec<Streak> {
+    let mut finished: Vec<(i64, ReportedState)> = samples
+        .iter()
+        .filter_map(|s| match s.outcome {
+            ReportedState::Succeeded | ReportedState::Failed => {
+                s.finished_at.map(|f| (f, s.outcome))
+            }
+            _ => None,
+        })
+        .collect();
+    finished.sort_by_key(|(at, outcome)| (*at, *outcome == ReportedState::Succeeded));
+    let mut streaks: Vec<Streak> = Vec::new();
+    let mut open: Option<Streak> = None;
+    for (at, outcome) in finished {
+        match (outcome, open.as_mut()) {
+            (ReportedState::Failed, None) => {
+                open = Some(Streak {
+                    first_failure_at: at,
+                    failures: 1,
+                    restored_at: None,
+                })
+            }
+            (ReportedState::Failed, Some(streak)) => streak.failures += 1,
+            (ReportedState::Succeeded, Some(streak)) => {
+                streak.restored_at = Some(at);
+                streaks.extend(open.take());
+            }
+            _ => {}
+        }
+    }
+    streaks.extend(open);
+    streaks
+}
+
+/// Durations (microseconds) counted into buckets whose bounds grow by a
+/// factor of two from one second: `[0, 1 s)`, `[1 s, 2 s)`, `[2 s, 4 s)`...,
+/// up to the largest duration. Returns each bucket's lower bound in seconds
+/// and its count.
+pub fn duration_histogram(durations_us: &[i64]) -> Vec<(f64, usize)> {
+    let Some(&longest) = durations_us.iter().max() else {
+        return Vec::new();
+    };
+    let bucket = |micros: i64| -> usize {
+        let seconds = micros.max(0) / 1_000_000;
+        if seconds == 0 {
+            0
+        } else {
+            (64 - seconds.leading_zeros()) as usize
+        }
+    };
+    let mut counts = vec![0usize; bucket(longest) + 1];
+    for &d in durations_us {
+        counts[bucket(d)] += 1;
+    }
+    counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, count)| {
+            let lower = if i == 0 {
+                0.0
+            } else {
+                (1u64 << (i - 1)) as f64
+            };
+            (lower, count)
+        })
+        .collect()
+}
+
 fn ratio(part: usize, whole: usize) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
@@ -370,6 +458,18 @@ fn daily<Tz: TimeZone>(samples: &[&Sample], request: &StatsRequest<Tz>, tz: &Tz)
             stats.p95_duration_seconds = rank(95.0);
             stats
         })
+        .collect()
+}
+
+/// The durations (microseconds) the statistics count among `samples`: those
+/// of finished deployments with both ends (successful ones only, if asked).
+pub fn counted_durations<'a>(
+    samples: impl IntoIterator<Item = &'a Sample>,
+    success_only: bool,
+) -> Vec<i64> {
+    samples
+        .into_iter()
+        .filter_map(|s| counted_duration(s, success_only))
         .collect()
 }
 
@@ -520,6 +620,42 @@ mod tests {
             duration_us: Some(1_000_000),
             anchor_at: finished_s * 1_000_000,
         }
+    }
+
+    #[test]
+    fn streaks_say_how_long_and_how_many() {
+        let samples = [
+            sample(ReportedState::Failed, 100),
+            sample(ReportedState::Failed, 150),
+            sample(ReportedState::Succeeded, 400),
+            sample(ReportedState::Failed, 600),
+        ];
+        let refs: Vec<&Sample> = samples.iter().collect();
+        let streaks = failure_streaks(&refs);
+        assert_eq!(streaks.len(), 2);
+        assert_eq!(streaks[0].failures, 2);
+        assert_eq!(streaks[0].restore_time(), Some(300_000_000));
+        assert_eq!(streaks[1].restored_at, None, "still failing");
+        assert_eq!(
+            streaks
+                .iter()
+                .filter_map(Streak::restore_time)
+                .collect::<Vec<_>>(),
+            restore_times(&refs),
+            "the same runs restore_times measures"
+        );
+    }
+
+    #[test]
+    fn durations_fall_into_doubling_buckets() {
+        let s = 1_000_000;
+        let histogram = duration_histogram(&[500_000, s, 3 * s, 3 * s, 70 * s]);
+        assert_eq!(histogram[0], (0.0, 1), "under a second");
+        assert_eq!(histogram[1], (1.0, 1), "[1 s, 2 s)");
+        assert_eq!(histogram[2], (2.0, 2), "[2 s, 4 s)");
+        assert_eq!(histogram.last(), Some(&(64.0, 1)), "[64 s, 128 s)");
+        assert_eq!(histogram.iter().map(|(_, n)| n).sum::<usize>(), 5);
+        assert!(duration_histogram(&[]).is_empty());
     }
 
     #[test]

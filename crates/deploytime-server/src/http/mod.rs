@@ -6,25 +6,19 @@
 mod error;
 mod guard;
 mod metrics;
+mod pages;
 mod reports;
 mod request_log;
 mod routes;
-
-use std::time::Duration;
-
-use deploytime_core::AbandonPolicy;
+mod settings;
 
 pub use metrics::Metrics;
 pub(crate) use request_log::log_request;
-pub(crate) use routes::{configure, limit_time};
+pub(crate) use routes::limit_time;
+pub use settings::HttpSettings;
 
-/// What the routes and middleware need of the server's settings.
-#[derive(Debug, Clone)]
-pub struct HttpSettings {
-    /// When a running deployment is reported as abandoned.
-    pub abandon: AbandonPolicy,
-    /// A request still unanswered after this long is answered 503.
-    pub request_timeout: Duration,
-    /// Whether `/metrics` needs the read role.
-    pub protect_metrics: bool,
+/// Every route: the dashboard's pages and the API.
+pub(crate) fn configure(cfg: &mut actix_web::web::ServiceConfig, settings: &HttpSettings) {
+    pages::configure(cfg);
+    routes::configure(cfg, settings);
 }

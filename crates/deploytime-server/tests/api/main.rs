@@ -19,6 +19,7 @@ mod group_commit;
 mod idempotency;
 mod observability;
 mod outage;
+mod pages;
 mod pairing;
 mod reporting;
 mod restart;

@@ -1,0 +1,24 @@
+//! The dashboard: server-rendered pages (askama templates compiled into the
+//! binary) with SVG charts drawn on the server, reading through the same
+//! queries and statistics as the API. No JavaScript, nothing fetched from
+//! elsewhere; access as for the API's reads, with a session cookie.
+
+mod charts;
+mod filters;
+mod frame;
+mod overview;
+mod session;
+mod views;
+
+use actix_web::web;
+
+/// Every route of the dashboard.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(overview::overview))
+        .route("/component", web::get().to(views::component))
+        .route("/deployments/{id}", web::get().to(views::deployment))
+        .route("/sign-in", web::get().to(session::sign_in_form))
+        .route("/sign-in", web::post().to(session::sign_in))
+        .route("/sign-out", web::post().to(session::sign_out))
+        .route("/static/{name}", web::get().to(frame::stylesheet));
+}
