@@ -17,9 +17,17 @@ static CSS_PATH: LazyLock<String> = LazyLock::new(|| {
     format!("/static/app-{}.css", &digest[..16])
 });
 
+/// The icon, likewise hashed.
+const ICON: &str = include_str!("icon.svg");
+static ICON_PATH: LazyLock<String> = LazyLock::new(|| {
+    let digest = hex::encode(Sha256::digest(ICON.as_bytes()));
+    format!("/static/icon-{}.svg", &digest[..16])
+});
+
 /// What every page's frame shows.
 pub(crate) struct Chrome {
     pub css: String,
+    pub icon: String,
     /// The filters of the page as a query string, for the navigation's links.
     pub query: String,
     pub signed_in: bool,
@@ -29,6 +37,7 @@ impl Chrome {
     pub(crate) fn new(query: String, signed_in: bool) -> Self {
         Chrome {
             css: CSS_PATH.clone(),
+            icon: ICON_PATH.clone(),
             query,
             signed_in,
         }
@@ -89,11 +98,7 @@ struct MessagePage<'a> {
 /// A page that only says something: a refusal, an error, a missing record.
 pub(crate) fn message(status: StatusCode, title: &str, message: &str) -> HttpResponse {
     let page = MessagePage {
-        chrome: Chrome {
-            css: CSS_PATH.clone(),
-            query: String::new(),
-            signed_in: false,
-        },
+        chrome: Chrome::new(String::new(), false),
         title,
         message,
     };
@@ -107,16 +112,21 @@ pub(crate) fn message(status: StatusCode, title: &str, message: &str) -> HttpRes
 }
 
 pub(crate) async fn stylesheet(name: web::Path<String>) -> HttpResponse {
-    if format!("/static/{}", name.as_str()) != *CSS_PATH {
+    let path = format!("/static/{}", name.as_str());
+    let (body, content_type) = if path == *CSS_PATH {
+        (CSS, "text/css; charset=utf-8")
+    } else if path == *ICON_PATH {
+        (ICON, "image/svg+xml")
+    } else {
         return HttpResponse::NotFound().finish();
-    }
+    };
     HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
+        .content_type(content_type)
         .insert_header((
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=31536000, immutable"),
         ))
-        .body(CSS)
+        .body(body)
 }
 
 /// The query string's pairs, in order (repeated names kept).
