@@ -38,6 +38,8 @@ pub(crate) struct Row {
     pub environment: String,
     pub link: String,
     pub deployments: usize,
+    /// "2 running, 1 abandoned": what is not finished, said as such.
+    pub unfinished: Option<String>,
     pub success_rate: String,
     pub median: String,
     pub p95: String,
@@ -179,6 +181,64 @@ fn compare(a: &GroupStats, b: &GroupStats, key: &str) -> Ordering {
     }
 }
 
+/// What is not finished in a group, in words; nothing when all is finished.
+fn unfinished(g: &GroupStats) -> Option<String> {
+    let parts: Vec<String> = [(g.running, "running"), (g.abandoned, "abandoned")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// One row of the table: a group's figures as the page shows them.
+fn row(
+    g: GroupStats,
+    last: &HashMap<(String, String), (&'static str, i64)>,
+    now: chrono::DateTime<Utc>,
+    link_filters: &str,
+) -> Row {
+    let component = g.component.clone().unwrap_or_default();
+    let environment = g.environment.clone().unwrap_or_default();
+    let (last_state, last_at) = last
+        .get(&(component.clone(), environment.clone()))
+        .copied()
+        .unwrap_or(("", 0));
+    let medians: Vec<Option<f64>> = g
+        .daily
+        .iter()
+        .flatten()
+        .map(|d| d.median_duration_seconds)
+        .collect();
+    Row {
+        link: format!(
+            "/component?{}&{}",
+            serde_urlencoded::to_string([("component", &component)]).unwrap_or_default(),
+            link_filters
+        ),
+        deployments: g.deployments,
+        unfinished: unfinished(&g),
+        success_rate: percent(g.success_rate),
+        median: duration(g.duration_seconds.median),
+        p95: duration(g.duration_seconds.p95),
+        frequency: per_day(g.deploys_per_day),
+        frequency_level: g.levels.deploy_frequency.as_str(),
+        failure_rate: percent(g.change_failure_rate),
+        failure_rate_level: level(g.levels.change_failure_rate),
+        restore: duration(g.mean_time_to_restore_seconds),
+        restore_level: level(g.levels.time_to_restore),
+        last_state,
+        last_age: if last_state.is_empty() {
+            String::new()
+        } else {
+            age(now, last_at)
+        },
+        sparkline: charts::sparkline(&medians),
+        component,
+        environment,
+    }
+}
+
 #[tracing::instrument(skip_all)]
 pub(crate) async fn overview(
     req: HttpRequest,
@@ -280,42 +340,157 @@ pub(crate) async fn overview(
     let link_filters = filters.query();
     view.rows = groups
         .into_iter()
-        .map(|g| {
-            let component = g.component.clone().unwrap_or_default();
-            let environment = g.environment.clone().unwrap_or_default();
-            let (last_state, last_at) = last
-                .get(&(component.clone(), environment.clone()))
-                .copied()
-                .unwrap_or(("", 0));
-            let medians: Vec<Option<f64>> = g
-                .daily
-                .iter()
-                .flatten()
-                .map(|d| d.median_duration_seconds)
-                .collect();
-            Row {
-                link: format!(
-                    "/component?{}&{}",
-                    serde_urlencoded::to_string([("component", &component)]).unwrap_or_default(),
-                    link_filters
-                ),
-                deployments: g.deployments,
-                success_rate: percent(g.success_rate),
-                median: duration(g.duration_seconds.median),
-                p95: duration(g.duration_seconds.p95),
-                frequency: per_day(g.deploys_per_day),
-                frequency_level: g.levels.deploy_frequency.as_str(),
-                failure_rate: percent(g.change_failure_rate),
-                failure_rate_level: level(g.levels.change_failure_rate),
-                restore: duration(g.mean_time_to_restore_seconds),
-                restore_level: level(g.levels.time_to_restore),
-                last_state,
-                last_age: age(now, last_at),
-                sparkline: charts::sparkline(&medians),
-                component,
-                environment,
-            }
-        })
+        .map(|g| row(g, &last, now, &link_filters))
         .collect();
     page(StatusCode::OK, &view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deploytime_core::state::ReportedState;
+    use deploytime_core::stats::Sample;
+
+    const DAY: i64 = 86_400_000_000;
+    const MINUTE: i64 = 60_000_000;
+    /// 2026-03-01T00:00:00Z, in microseconds.
+    const SINCE: i64 = 1_772_323_200_000_000;
+    const UNTIL: i64 = SINCE + 7 * DAY;
+
+    fn sample(outcome: ReportedState, start: i64, minutes: Option<i64>) -> Sample {
+        Sample {
+            outcome,
+            finished_at: minutes.map(|m| start + m * MINUTE),
+            duration_us: minutes.map(|m| m * MINUTE),
+            anchor_at: start,
+        }
+    }
+
+    fn group(samples: Vec<Sample>) -> (GroupStats, Vec<Series>) {
+        let series = vec![Series {
+            component: "api".into(),
+            environment: "production".into(),
+            samples,
+        }];
+        let request = StatsRequest {
+            group_by: GroupBy::ComponentEnvironment,
+            success_only: false,
+            since: SINCE,
+            until: UNTIL,
+            daily_in: Some(chrono_tz::UTC),
+        };
+        let mut groups = stats::compute(&series, &request);
+        assert_eq!(groups.len(), 1);
+        (groups.remove(0), series)
+    }
+
+    fn now() -> chrono::DateTime<Utc> {
+        deploytime_core::time::from_micros(UNTIL)
+    }
+
+    fn row_of(samples: Vec<Sample>) -> Row {
+        let (g, series) = group(samples);
+        row(g, &latest(&series, SINCE, UNTIL), now(), "window=7d")
+    }
+
+    #[test]
+    fn a_component_with_only_failures() {
+        let row = row_of(vec![
+            sample(ReportedState::Failed, SINCE + DAY, Some(10)),
+            sample(ReportedState::Failed, SINCE + 2 * DAY, Some(20)),
+            sample(ReportedState::Failed, SINCE + 3 * DAY, Some(30)),
+        ]);
+        assert_eq!(row.deployments, 3);
+        assert_eq!(row.success_rate, "0%");
+        assert_eq!(row.failure_rate, "100%");
+        assert_eq!(row.failure_rate_level, Some("low"));
+        // Never restored: no time to restore, and no level for it.
+        assert_eq!(row.restore, "-");
+        assert_eq!(row.restore_level, None);
+        assert_eq!(row.median, "20m");
+        assert_eq!(row.last_state, "failed");
+        assert_eq!(row.last_age, "4days ago");
+        assert_eq!(row.unfinished, None);
+        assert_eq!(row.frequency, "3.0/week");
+        assert_eq!(row.frequency_level, "high");
+        assert!(row.link.starts_with("/component?component=api&window=7d"));
+
+        let (g, _) = group(vec![sample(ReportedState::Failed, SINCE, Some(5))]);
+        let cards = cards(&g, None);
+        let failure = cards
+            .iter()
+            .find(|c| c.name == "Change failure rate")
+            .unwrap();
+        assert_eq!(
+            (failure.value.as_str(), failure.level),
+            ("100%", Some("low"))
+        );
+        assert!(
+            cards.iter().all(|c| c.previous == "-"),
+            "no previous period"
+        );
+    }
+
+    #[test]
+    fn one_deployment_is_its_own_median_and_a_dot() {
+        let row = row_of(vec![sample(
+            ReportedState::Succeeded,
+            SINCE + 2 * DAY,
+            Some(5),
+        )]);
+        assert_eq!(
+            (row.deployments, row.median.as_str(), row.p95.as_str()),
+            (1, "5m", "5m")
+        );
+        assert_eq!(row.success_rate, "100%");
+        assert_eq!(row.failure_rate, "0%");
+        assert!(row.sparkline.contains("<circle"), "{}", row.sparkline);
+    }
+
+    #[test]
+    fn running_and_abandoned_deployments_are_said_as_such() {
+        let row = row_of(vec![
+            sample(ReportedState::Succeeded, SINCE, Some(5)),
+            sample(ReportedState::Abandoned, SINCE + DAY, None),
+            sample(ReportedState::Running, SINCE + 6 * DAY, None),
+        ]);
+        assert_eq!(row.deployments, 3);
+        assert_eq!(row.unfinished.as_deref(), Some("1 running, 1 abandoned"));
+        assert_eq!(row.last_state, "running");
+    }
+
+    #[test]
+    fn an_empty_window_says_so_and_where_the_history_is() {
+        let view = OverviewPage {
+            chrome: Chrome::new("window=7d".into(), false),
+            filters: FilterForm {
+                action: "/",
+                component: None,
+                window: "7d".into(),
+                windows: Vec::new(),
+                since_date: "2026-03-01".into(),
+                until_date: "2026-03-07".into(),
+                environments: Vec::new(),
+                tz: "UTC".into(),
+                zones: Vec::new(),
+                errors: Vec::new(),
+            },
+            window: "2026-03-01 to 2026-03-07 (UTC)".into(),
+            total: None,
+            thresholds: dora::THRESHOLDS,
+            columns: Vec::new(),
+            rows: Vec::new(),
+            hint: Some("The latest deployment started on 2026-01-02.".into()),
+            sparkline_note: None,
+        };
+        let html = view.render().unwrap();
+        assert!(
+            html.contains(
+                "No deployment in this window. The latest deployment started on 2026-01-02."
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("components-table"));
+        assert!(!html.contains("DORA figures"), "no figures of nothing");
+    }
 }
