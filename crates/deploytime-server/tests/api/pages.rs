@@ -84,6 +84,24 @@ async fn the_overview_shows_the_apis_figures(backend: Backend) {
         let level = group["levels"]["deploy_frequency"].as_str().unwrap();
         assert!(row[6].ends_with(level), "{row:?} {level}");
     }
+    // The component filter narrows the rows, and sorting keeps it.
+    let (status, page, _) = html(&app, "/?component=web").await;
+    assert_eq!(status, 200);
+    let rows = cells(&page, "#components-table");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0][0].as_str(), rows[0][1].as_str()),
+        ("web", "staging")
+    );
+    let sort = Selector::parse("#components-table thead a").unwrap();
+    let link = page
+        .select(&sort)
+        .next()
+        .unwrap()
+        .value()
+        .attr("href")
+        .unwrap();
+    assert!(link.contains("component=web"), "{link}");
     // The stylesheet is ours, hashed, and cached for a year.
     let link = Selector::parse("link[rel=stylesheet]").unwrap();
     let href = page

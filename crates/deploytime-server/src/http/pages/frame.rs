@@ -111,7 +111,8 @@ pub(crate) fn message(status: StatusCode, title: &str, message: &str) -> HttpRes
     }
 }
 
-pub(crate) async fn stylesheet(name: web::Path<String>) -> HttpResponse {
+/// The stylesheet and the icon, by their content-hashed names.
+pub(crate) async fn asset(name: web::Path<String>) -> HttpResponse {
     let path = format!("/static/{}", name.as_str());
     let (body, content_type) = if path == *CSS_PATH {
         (CSS, "text/css; charset=utf-8")

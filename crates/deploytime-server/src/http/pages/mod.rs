@@ -20,5 +20,5 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/sign-in", web::get().to(session::sign_in_form))
         .route("/sign-in", web::post().to(session::sign_in))
         .route("/sign-out", web::post().to(session::sign_out))
-        .route("/static/{name}", web::get().to(frame::stylesheet));
+        .route("/static/{name}", web::get().to(frame::asset));
 }

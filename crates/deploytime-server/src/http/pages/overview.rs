@@ -255,6 +255,14 @@ pub(crate) async fn overview(
     let chrome = Chrome::new(filters.query(), caller.signed_in);
     let sort = filters.extra("sort").unwrap_or("component").to_owned();
     let descending = filters.extra("order") == Some("desc");
+    // Sorting keeps every filter, the component included.
+    let mut here = filters.query();
+    if let Some(component) = &filters.component {
+        here.push('&');
+        here.push_str(
+            &serde_urlencoded::to_string([("component", component.as_str())]).unwrap_or_default(),
+        );
+    }
     let columns = COLUMNS
         .iter()
         .map(|(key, name, numeric)| {
@@ -267,7 +275,7 @@ pub(crate) async fn overview(
             Column {
                 name,
                 numeric: *numeric,
-                link: format!("/?{}&sort={key}&order={order}", filters.query()),
+                link: format!("/?{here}&sort={key}&order={order}"),
                 sorted: current.then_some(if descending {
                     "descending"
                 } else {
@@ -296,7 +304,7 @@ pub(crate) async fn overview(
     // One read of both periods: the previous one is compared with this one.
     let series = match reports::read_series(
         &db,
-        None,
+        filters.component.clone(),
         filters.environments.clone(),
         (previous_since, until),
         cutoff,
@@ -473,6 +481,7 @@ mod tests {
                 environments: Vec::new(),
                 tz: "UTC".into(),
                 zones: Vec::new(),
+                components: Vec::new(),
                 errors: Vec::new(),
             },
             window: "2026-03-01 to 2026-03-07 (UTC)".into(),

@@ -119,16 +119,19 @@ pub(crate) struct FilterForm {
     pub environments: Vec<(String, bool)>,
     pub tz: String,
     pub zones: Vec<&'static str>,
+    /// Every component seen, offered by the overview's component field.
+    pub components: Vec<String>,
     pub errors: Vec<(String, String)>,
 }
 
 impl FilterForm {
     pub(crate) async fn new(db: &Database, filters: &PageFilters, action: &'static str) -> Self {
-        let known: BTreeSet<String> = db
+        let targets = db
             .read(|conn| queries::stats_targets(conn, None, &[]))
             .await
-            .map(|pairs| pairs.into_iter().map(|(_, e)| e.to_string()).collect())
             .unwrap_or_default();
+        let known: BTreeSet<String> = targets.iter().map(|(_, e)| e.to_string()).collect();
+        let components: BTreeSet<String> = targets.iter().map(|(c, _)| c.to_string()).collect();
         let selected: BTreeSet<String> = filters
             .environments
             .iter()
@@ -147,6 +150,7 @@ impl FilterForm {
                 .collect(),
             tz: filters.tz.name().to_owned(),
             zones: ZONES.to_vec(),
+            components: components.into_iter().collect(),
             errors: filters.errors.clone(),
         }
     }
