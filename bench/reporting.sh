@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reporting benchmark: seeds synthetic history (200 components x 3 environments,
 # 1,000,000 deployments over two years by default) into SQLite and MySQL, starts
-# the release server on each, and measures /api/v1/stats and the CSV export.
+# the release server on each, and measures /api/v1/stats, the CSV export, and
+# the dashboard's overview and busiest component's page.
 #
 #   bench/reporting.sh            # the full run (several minutes; results in BENCHMARKS.md)
 #   bench/reporting.sh --smoke    # a few thousand rows, to check the script still works
@@ -35,6 +36,7 @@ time_get() { # url -> median milliseconds over REPEAT requests (after one warm-u
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 results=()
+pages=()
 run_backend() { # name url
   local name=$1 url=$2 port pid
   if [ "${BENCH_REUSE:-0}" != 1 ]; then
@@ -53,6 +55,22 @@ run_backend() { # name url
   all30=$(time_get "$base/stats")
   one2y=$(time_get "$base/stats?component=service-007&since=$two_years")
   all2y=$(time_get "$base/stats?since=$two_years")
+  # The dashboard: the overview of every component and the page of the
+  # component with the most deployments, over the default 30 days and a year.
+  local busiest over30 over365 page30 page365
+  if curl -sf -o /dev/null "http://127.0.0.1:$port/"; then
+    busiest=$(curl -sf "$base/stats?since=$two_years" | python3 -c '
+import json, sys
+groups = json.load(sys.stdin)["groups"]
+print(max(groups, key=lambda g: g["deployments"])["component"])')
+    over30=$(time_get "http://127.0.0.1:$port/")
+    over365=$(time_get "http://127.0.0.1:$port/?window=365d")
+    page30=$(time_get "http://127.0.0.1:$port/component?component=$busiest")
+    page365=$(time_get "http://127.0.0.1:$port/component?component=$busiest&window=365d")
+    pages+=("$(printf '| %s | %s | %s | %s | %s | %s |' "$name" "$DEPLOYMENTS" "$over30" "$over365" "$page30 ($busiest)" "$page365")")
+  else
+    pages+=("| $name | $DEPLOYMENTS | no dashboard | | | |")
+  fi
   local before peak rows seconds sampler cold
   # The first export reads the table from disk (the statistics only read an
   # index, and this machine's page cache does not keep a gigabyte file for
@@ -90,3 +108,7 @@ echo
 echo "| backend | deployments | stats, 1 component, 30 d (ms) | stats, all, 30 d (ms) | stats, 1 component, 2 y (ms) | stats, all, 2 y (ms) | CSV rows | CSV rows/s, first export (cold) | CSV rows/s | server RSS before → peak during export |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${results[@]}"
+echo
+echo "| backend | deployments | overview, 30 d (ms) | overview, 365 d (ms) | busiest component's page, 30 d (ms) | busiest component's page, 365 d (ms) |"
+echo "|---|---|---|---|---|---|"
+printf '%s\n' "${pages[@]}"
