@@ -9,6 +9,7 @@
 //!   timestamp happened, and what the event makes of its deployment.
 //! * [`state`]: stored and reported states, and the abandonment rule.
 //! * [`access`]: roles, scopes and who may record an event.
+//! * [`release`]: the release gate: requests, approvers, quorum, expiry.
 //! * [`correction`]: an operator's correction of a recorded deployment.
 //! * [`stats`]: duration statistics and DORA figures; [`dora`]: their levels.
 //! * [`wire`]: the API's request and response bodies, shared by every client.
@@ -23,6 +24,7 @@ pub mod event;
 pub mod export;
 pub mod names;
 pub mod pairing;
+pub mod release;
 pub mod state;
 pub mod stats;
 pub mod time;

@@ -15,6 +15,7 @@ use crate::correction::Change;
 use crate::deployment::Deployment;
 use crate::event::{FieldError, Phase, RecordedEvent, Status};
 use crate::names::{Component, Environment};
+use crate::release::{Ask, Release, ReleaseState, Verdict};
 use crate::state::{AbandonCutoff, ReportedState};
 use crate::stats::{GroupBy, GroupStats};
 use crate::time::{format_rfc3339, rfc3339};
@@ -25,6 +26,24 @@ pub mod paths {
     pub const DEPLOYMENTS: &str = "/api/v1/deployments";
     pub const STATS: &str = "/api/v1/stats";
     pub const COMPONENTS: &str = "/api/v1/components";
+    pub const RELEASES: &str = "/api/v1/releases";
+    pub const APPROVALS: &str = "/api/v1/approvals";
+    /// The approver's page, `?token=…`: the link in the mail.
+    pub const APPROVAL_PAGE: &str = "/approval";
+
+    /// Escapes one segment of a path (a project or release id may hold spaces).
+    fn segment(value: &str) -> String {
+        percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+    }
+
+    /// One release.
+    pub fn release(team_project: &str, release_id: &str) -> String {
+        format!(
+            "{RELEASES}/{}/{}",
+            segment(team_project),
+            segment(release_id)
+        )
+    }
 
     /// One deployment.
     pub fn deployment(id: impl std::fmt::Display) -> String {
@@ -350,6 +369,229 @@ pub struct ComponentsResponse {
     pub items: Vec<ComponentSummary>,
 }
 
+/// The body of `POST /api/v1/releases` as this project's clients write it
+/// (the server also reads the original contract's
+/// `{"ReleaseName", "ReleaseId", "TeamProject"}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReleaseBody {
+    /// 1–256 characters, no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "Desafio-CD", min_length = 1, max_length = 256)
+    )]
+    pub release_name: String,
+    /// 1–128 characters, no control characters, no `/`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "386", min_length = 1, max_length = 128)
+    )]
+    pub release_id: String,
+    /// 1–128 characters, no control characters, no `/`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "Devx", min_length = 1, max_length = 128)
+    )]
+    pub team_project: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$")
+    )]
+    pub component: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,63}$")
+    )]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 128))]
+    pub version: Option<String>,
+    /// Who asks (an address or a name): they may not approve it themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 254))]
+    pub requested_by: Option<String>,
+    /// 1–100; default: every approver who may approve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
+    pub required_approvals: Option<u32>,
+    /// Seconds, or a duration such as `72h` (default), at most 30 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "72h"))]
+    pub expires_in: Option<String>,
+}
+
+/// One approver asked, and their answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApproverView {
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// False for the requester, who may only reject.
+    pub may_approve: bool,
+    pub decision: Option<Verdict>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(
+        default,
+        with = "rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+impl From<Ask> for ApproverView {
+    fn from(ask: Ask) -> Self {
+        ApproverView {
+            email: ask.approver.email,
+            name: ask.approver.name,
+            may_approve: ask.may_approve,
+            decision: ask.verdict,
+            comment: ask.comment,
+            decided_at: ask.decided_at,
+        }
+    }
+}
+
+/// A release as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReleaseView {
+    pub team_project: String,
+    pub release_id: String,
+    pub release_name: String,
+    pub state: ReleaseState,
+    /// Why it failed, or why it still waits (the approver source is down…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its URL, relative to the server.
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// Approvals needed, once the approvers are known.
+    pub required_approvals: Option<u32>,
+    pub approvals: u32,
+    pub rejections: u32,
+    /// Who was asked (empty until the approvers are known).
+    pub approvers: Vec<ApproverView>,
+    #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub expires_at: DateTime<Utc>,
+    /// When it was approved, rejected, failed or expired.
+    #[serde(default, with = "rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub decided_at: Option<DateTime<Utc>>,
+    /// From the request to the decision (so far, while pending).
+    pub waited_seconds: f64,
+}
+
+impl ReleaseView {
+    pub fn new(release: Release, asks: Vec<Ask>, now: DateTime<Utc>) -> Self {
+        let state = release.state_at(now);
+        let decided_at = release.closed_at(now);
+        let count = |verdict: Verdict| {
+            u32::try_from(asks.iter().filter(|a| a.verdict == Some(verdict)).count())
+                .unwrap_or(u32::MAX)
+        };
+        let (approvals, rejections) = (count(Verdict::Approve), count(Verdict::Reject));
+        let request = release.request;
+        ReleaseView {
+            url: paths::release(&request.key.team_project, &request.key.release_id),
+            team_project: request.key.team_project,
+            release_id: request.key.release_id,
+            release_name: request.release_name,
+            state,
+            reason: release.reason,
+            component: request.component.map(|c| c.as_str().to_owned()),
+            environment: request.environment.map(|e| e.as_str().to_owned()),
+            version: request.version,
+            requested_by: request.requested_by,
+            required_approvals: release.needed,
+            approvals,
+            rejections,
+            approvers: asks.into_iter().map(ApproverView::from).collect(),
+            created_at: release.created_at,
+            expires_at: release.expires_at,
+            decided_at,
+            waited_seconds: crate::time::seconds_between(
+                release.created_at,
+                decided_at.unwrap_or(now).max(release.created_at),
+            ),
+        }
+    }
+}
+
+/// One entry of a release's audit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub at: DateTime<Utc>,
+    /// `created`, `approvers`, `approvers-failed`, `mail-sent`, `mail-failed`,
+    /// `reminder-sent`, `decision`, `decided`, `expired`, `failed`, `refused`.
+    pub event: String,
+    /// Who acted: the token's name, an approver's address, or `server`.
+    pub actor: String,
+    /// The client's address, for decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<String>,
+    /// What happened, in words (what the source answered, the mail error…).
+    pub detail: String,
+}
+
+impl AuditEntry {
+    /// Its CSV record, in the order of [`AUDIT_COLUMNS`].
+    pub fn csv_record(&self) -> [String; 5] {
+        [
+            format_rfc3339(self.at),
+            self.event.clone(),
+            self.actor.clone(),
+            self.client_address.clone().unwrap_or_default(),
+            self.detail.clone(),
+        ]
+    }
+}
+
+/// The CSV columns of an audit export.
+pub const AUDIT_COLUMNS: [&str; 5] = ["at", "event", "actor", "client_address", "detail"];
+
+/// A release with its audit, newest last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReleaseDetail {
+    #[serde(flatten)]
+    pub release: ReleaseView,
+    pub audit: Vec<AuditEntry>,
+}
+
+/// `POST /api/v1/approvals`: an approver's decision, with the token of their link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalBody {
+    /// The token of the link in the mail.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-]{43}$"))]
+    pub token: String,
+    pub decision: Verdict,
+    /// At most 2000 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
+    pub comment: Option<String>,
+}
+
 /// The kind of a problem: its `type` URI, relative to the API. Clients decide
 /// what to do by this, never by a problem's title or detail.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -361,6 +603,10 @@ pub enum ProblemType {
     InvalidQuery,
     /// A correction of a deployment that breaks a rule.
     InvalidCorrection,
+    /// A release request or an approval that breaks a rule.
+    InvalidRelease,
+    /// What was asked for existed but is no more (an expired approval link).
+    Gone,
     UnsupportedMediaType,
     PayloadTooLarge,
     Unauthorized,
@@ -377,12 +623,14 @@ pub enum ProblemType {
 }
 
 impl ProblemType {
-    const KNOWN: [ProblemType; 15] = [
+    const KNOWN: [ProblemType; 17] = [
         ProblemType::MalformedBody,
         ProblemType::BadRequest,
         ProblemType::Validation,
         ProblemType::InvalidQuery,
         ProblemType::InvalidCorrection,
+        ProblemType::InvalidRelease,
+        ProblemType::Gone,
         ProblemType::UnsupportedMediaType,
         ProblemType::PayloadTooLarge,
         ProblemType::Unauthorized,
@@ -402,6 +650,8 @@ impl ProblemType {
             ProblemType::Validation => "/problems/validation",
             ProblemType::InvalidQuery => "/problems/invalid-query",
             ProblemType::InvalidCorrection => "/problems/invalid-correction",
+            ProblemType::InvalidRelease => "/problems/invalid-release",
+            ProblemType::Gone => "/problems/gone",
             ProblemType::UnsupportedMediaType => "/problems/unsupported-media-type",
             ProblemType::PayloadTooLarge => "/problems/payload-too-large",
             ProblemType::Unauthorized => "/problems/unauthorized",
@@ -424,6 +674,8 @@ impl ProblemType {
             ProblemType::Validation => "Invalid event",
             ProblemType::InvalidQuery => "Invalid query parameters",
             ProblemType::InvalidCorrection => "Invalid correction",
+            ProblemType::InvalidRelease => "Invalid release",
+            ProblemType::Gone => "Gone",
             ProblemType::UnsupportedMediaType => "Unsupported media type",
             ProblemType::PayloadTooLarge => "Payload too large",
             ProblemType::Unauthorized => "Unauthorized",
