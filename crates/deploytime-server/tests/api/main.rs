@@ -6,6 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic here is a failed test
 
 mod helpers;
+// Test doubles for the release approval gate: an SMTP server, an approver directory.
+mod approver_source;
+mod mail_sink;
 
 /// Runs a test function once per backend.
 pub(crate) use deploytime_server::backend_tests;
@@ -16,6 +19,7 @@ mod corrections;
 mod deployments;
 mod errors;
 mod group_commit;
+mod harness;
 mod idempotency;
 mod observability;
 mod outage;
