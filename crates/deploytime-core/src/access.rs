@@ -53,6 +53,8 @@ impl fmt::Display for Role {
 pub struct Scope {
     pub components: Vec<Component>,
     pub environments: Vec<Environment>,
+    /// The release gate's team projects.
+    pub team_projects: Vec<String>,
 }
 
 impl Scope {
@@ -64,7 +66,7 @@ impl Scope {
             let entry = entry.as_ref();
             let Some((kind, name)) = entry.split_once('=') else {
                 return Err(format!(
-                    "scope {entry:?}: write component=NAME or environment=NAME"
+                    "scope {entry:?}: write component=NAME, environment=NAME or team_project=NAME"
                 ));
             };
             match kind.trim() {
@@ -76,9 +78,12 @@ impl Scope {
                     Environment::parse(name.trim())
                         .map_err(|e| format!("scope {entry:?}: the environment {e}"))?,
                 ),
+                "team_project" if !name.trim().is_empty() => {
+                    scope.team_projects.push(name.trim().to_owned())
+                }
                 other => {
                     return Err(format!(
-                        "scope {entry:?}: {other:?} is neither component nor environment"
+                        "scope {entry:?}: {other:?} is not component, environment or team_project"
                     ));
                 }
             }
@@ -94,7 +99,10 @@ impl Scope {
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.components.is_empty() && self.environments.is_empty() {
+        if self.components.is_empty()
+            && self.environments.is_empty()
+            && self.team_projects.is_empty()
+        {
             return f.write_str("any");
         }
         let entries: Vec<String> = self
@@ -102,6 +110,11 @@ impl fmt::Display for Scope {
             .iter()
             .map(|c| format!("component={c}"))
             .chain(self.environments.iter().map(|e| format!("environment={e}")))
+            .chain(
+                self.team_projects
+                    .iter()
+                    .map(|p| format!("team_project={p}")),
+            )
             .collect();
         f.write_str(&entries.join(" "))
     }
@@ -244,6 +257,31 @@ pub fn check_scope(
     } else {
         Err(Denied::Forbidden(format!(
             "the token {:?} may record events for {} only (got component {component}, environment {environment})",
+            caller.name, caller.scope
+        )))
+    }
+}
+
+/// Refuses a release outside the caller's scope: a token scoped to team
+/// projects, components or environments may only register (and read)
+/// releases that name one of each it is scoped to.
+pub fn check_release_scope(
+    caller: &Caller,
+    team_project: &str,
+    component: Option<&Component>,
+    environment: Option<&Environment>,
+) -> Result<(), Denied> {
+    let scope = &caller.scope;
+    let within = (scope.team_projects.is_empty()
+        || scope.team_projects.iter().any(|p| p == team_project))
+        && (scope.components.is_empty() || component.is_some_and(|c| scope.components.contains(c)))
+        && (scope.environments.is_empty()
+            || environment.is_some_and(|e| scope.environments.contains(e)));
+    if within {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(format!(
+            "the token {:?} may use releases of {} only (got team project {team_project:?})",
             caller.name, caller.scope
         )))
     }

@@ -4,9 +4,11 @@
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use deploytime_core::release::GatePolicy;
 use deploytime_server::access::Role;
 use deploytime_server::db::DatabaseUrl;
 use deploytime_server::db::seed::SeedPlan;
+use deploytime_server::gate::GateSettings;
 use deploytime_server::settings::Settings;
 use deploytime_server::telemetry::LogFormat;
 
@@ -152,6 +154,41 @@ pub struct ServeArgs {
     /// beyond that, requests are answered 503 at once instead of queueing.
     #[arg(long, env = "DEPLOYTIME_MAX_DB_WORK", default_value_t = Settings::DEFAULT_MAX_DB_WORK)]
     pub max_db_work: usize,
+    #[command(flatten)]
+    pub gate: GateArgs,
+}
+
+/// The release gate: who approves, how they are mailed.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Release gate")]
+pub struct GateArgs {
+    /// Where to ask who approves a release: a URL answering JSON, with
+    /// {release_id}, {team_project} and {release_name} put in.
+    #[arg(long, env = "DEPLOYTIME_APPROVERS_URL")]
+    pub approvers_url: Option<String>,
+    /// A JSON file of approvers per team project ("*" for any other), asked
+    /// before the approvers URL.
+    #[arg(long, env = "DEPLOYTIME_APPROVERS_FILE")]
+    pub approvers_file: Option<std::path::PathBuf>,
+    /// The mail server: smtp://host:25, smtp://user:password@host:587?tls=required
+    /// or smtps://user:password@host:465 (the password is never logged).
+    #[arg(long, env = "DEPLOYTIME_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of approval mails.
+    #[arg(long, env = "DEPLOYTIME_MAIL_FROM", default_value = GateSettings::DEFAULT_MAIL_FROM)]
+    pub mail_from: String,
+    /// The base URL put into approval links, as approvers reach the server
+    /// (e.g. https://deploytime.example.com); default: the listening address.
+    #[arg(long, env = "DEPLOYTIME_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Let a requester who is also an approver approve their own release
+    /// (for teams of one).
+    #[arg(long, env = "DEPLOYTIME_ALLOW_SELF_APPROVAL")]
+    pub allow_self_approval: bool,
+    /// How long before a release expires the approvers who have not answered
+    /// are reminded, once.
+    #[arg(long, env = "DEPLOYTIME_APPROVAL_REMINDER", default_value_t = span(GatePolicy::DEFAULT_REMIND_BEFORE))]
+    pub approval_reminder: humantime::Duration,
 }
 
 /// What `seed` generates.

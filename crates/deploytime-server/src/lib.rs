@@ -4,11 +4,12 @@
 //!
 //! Layers, each importing only from those below it (a test keeps it so; see
 //! docs/architecture.md): the domain (`deploytime-core`) ← [`db`] (data) ←
-//! [`access`] ← [`http`] ← [`startup`] (with [`settings`] and [`telemetry`]) ←
+//! [`access`] and [`gate`] ← [`http`] ← [`startup`] (with [`settings`] and [`telemetry`]) ←
 //! the binary's command line. [`testing`] runs whole servers for tests.
 
 pub mod access;
 pub mod db;
+pub mod gate;
 pub mod http;
 pub mod settings;
 pub mod startup;

@@ -12,7 +12,9 @@ use deploytime_server::settings::Settings;
 use deploytime_server::startup::Application;
 use deploytime_server::telemetry::{self, LogFormat};
 
-use cli::{Cli, Command, ServeArgs, TokenCommand};
+use cli::{Cli, Command, GateArgs, ServeArgs, TokenCommand};
+use deploytime_core::release::{GatePolicy, StaticApprovers};
+use deploytime_server::gate::GateSettings;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -93,6 +95,31 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The release gate's settings; an approvers file is read (and checked) now.
+fn gate_settings(args: GateArgs) -> anyhow::Result<GateSettings> {
+    let approvers_file = args
+        .approvers_file
+        .map(|path| {
+            let text = std::fs::read(&path).map_err(|e| {
+                anyhow::anyhow!("cannot read the approvers file {}: {e}", path.display())
+            })?;
+            StaticApprovers::parse(&text)
+                .map_err(|e| anyhow::anyhow!("the approvers file {}: {e}", path.display()))
+        })
+        .transpose()?;
+    Ok(GateSettings {
+        approvers_url: args.approvers_url.filter(|u| !u.is_empty()),
+        approvers_file,
+        smtp_url: args.smtp_url.filter(|u| !u.is_empty()).map(Secret::new),
+        mail_from: args.mail_from,
+        policy: GatePolicy {
+            allow_self_approval: args.allow_self_approval,
+            remind_before: args.approval_reminder.into(),
+        },
+        ..GateSettings::new(args.public_url.filter(|u| !u.is_empty()))
+    })
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format.into());
     let settings = Settings {
@@ -113,6 +140,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         request_timeout: args.request_timeout.into(),
         db_timeout: args.db_timeout.into(),
         max_db_work: args.max_db_work,
+        gate: gate_settings(args.gate)?,
     };
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(&settings)?;

@@ -7,6 +7,7 @@ use deploytime_core::AbandonPolicy;
 
 use crate::access::Secret;
 use crate::db::{DatabaseUrl, DbLimits};
+use crate::gate::GateSettings;
 
 /// The server's settings.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct Settings {
     pub db_timeout: Duration,
     /// Database calls in flight at most; more are answered 503 at once.
     pub max_db_work: usize,
+    /// The release gate: approver source, mail, links, policy.
+    pub gate: GateSettings,
 }
 
 impl Settings {
@@ -64,6 +67,7 @@ impl Settings {
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
             db_timeout: Self::DEFAULT_DB_TIMEOUT,
             max_db_work: Self::DEFAULT_MAX_DB_WORK,
+            gate: GateSettings::new(None),
         }
     }
 

@@ -12,6 +12,7 @@ use deploytime_core::AbandonPolicy;
 
 use crate::access::AccessPolicy;
 use crate::db::{Database, DbError, SetupError};
+use crate::gate::{Gate, MailSettingsError, Worker};
 use crate::http::{self, HttpSettings, Metrics};
 use crate::settings::Settings;
 
@@ -37,6 +38,8 @@ pub enum StartupError {
          DEPLOYTIME_ADMIN_TOKEN, or pass --allow-anonymous to accept anyone who can reach it"
     )]
     AnonymousOnNetwork { bind: String },
+    #[error(transparent)]
+    Mail(#[from] MailSettingsError),
     #[error(
         "DEPLOYTIME_ADMIN_TOKEN is too short: use at least {MIN_ADMIN_TOKEN_CHARS} random characters (e.g. `openssl rand -hex 32`)"
     )]
@@ -47,6 +50,9 @@ pub struct Application {
     port: u16,
     server: Server,
     database: Database,
+    /// The release gate's worker, stopped with the server.
+    worker: tokio::task::JoinHandle<()>,
+    stop_worker: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -99,6 +105,13 @@ impl Application {
             Metrics::new(settings.database_url.backend_name()).map_err(StartupError::Metrics)?,
         );
         database.observe_commit_sizes(metrics.commit_sizes());
+        let gate = Gate::new(settings.gate.clone(), &format!("http://{local}"))
+            .map_err(StartupError::Metrics)?;
+        metrics
+            .register_gate(gate.metrics())
+            .map_err(StartupError::Metrics)?;
+        let worker = Worker::new(gate.clone(), database.clone())?;
+        let gate = web::Data::new(gate);
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(http::limit_time))
@@ -106,6 +119,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(metrics.clone())
                 .app_data(policy.clone())
+                .app_data(gate.clone())
                 .configure(|cfg| http::configure(cfg, &routes))
         })
         .shutdown_timeout(settings.shutdown_timeout);
@@ -116,6 +130,8 @@ impl Application {
             server = server.disable_signals();
         }
         let server = server.listen(listener).map_err(bind_error)?.run();
+        let (stop_worker, stop) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(worker.run(stop));
         tracing::info!(
             port,
             database = %settings.database_url,
@@ -126,6 +142,8 @@ impl Application {
             port,
             server,
             database,
+            worker,
+            stop_worker,
         })
     }
 
@@ -142,7 +160,12 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until stopped, then stops the release gate's worker (an item
+    /// it was working on is taken up again after a restart).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let _ = self.stop_worker.send(true);
+        let _ = self.worker.await;
+        served
     }
 }

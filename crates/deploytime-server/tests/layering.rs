@@ -19,6 +19,7 @@ use syn::visit::Visit;
 const LAYERS: &[(&str, u8)] = &[
     ("db", 1),
     ("access", 2),
+    ("gate", 2),
     ("http", 3),
     ("settings", 4),
     ("telemetry", 4),

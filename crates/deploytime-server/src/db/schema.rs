@@ -62,6 +62,7 @@ diesel::table! {
         scope_components -> Text,
         scope_environments -> Text,
         created_at -> BigInt,
+        scope_team_projects -> Text,
     }
 }
 
@@ -82,4 +83,96 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(deployments, events, deletions, tokens, corrections);
+diesel::table! {
+    /// Releases awaiting (or past) approval.
+    releases (seq) {
+        seq -> BigInt,
+        team_project -> Text,
+        release_id -> Text,
+        release_name -> Text,
+        component -> Nullable<Text>,
+        environment -> Nullable<Text>,
+        version -> Nullable<Text>,
+        requested_by -> Nullable<Text>,
+        required_approvals -> Nullable<Integer>,
+        expires_in_s -> BigInt,
+        fingerprint -> Text,
+        state -> Text,
+        reason -> Nullable<Text>,
+        needed -> Nullable<Integer>,
+        created_by -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        decided_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// The approvers asked about each release, and their decision.
+    release_approvers (seq) {
+        seq -> BigInt,
+        release_seq -> BigInt,
+        email -> Text,
+        name -> Nullable<Text>,
+        may_approve -> SmallInt,
+        verdict -> Nullable<Text>,
+        comment -> Nullable<Text>,
+        decided_at -> Nullable<BigInt>,
+        client_address -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// One-time links, by the SHA-256 of the token (hex); the token is only in the mail.
+    approval_links (seq) {
+        seq -> BigInt,
+        token_hash -> Text,
+        approver_seq -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Work done after the pipeline has its answer: fetching approvers, mails, reminders.
+    gate_outbox (seq) {
+        seq -> BigInt,
+        dedupe_key -> Text,
+        release_seq -> BigInt,
+        kind -> Text,
+        approver_seq -> Nullable<BigInt>,
+        attempts -> Integer,
+        next_at -> BigInt,
+        lease_until -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        done_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// The gate's append-only audit.
+    gate_audit (seq) {
+        seq -> BigInt,
+        release_seq -> BigInt,
+        at -> BigInt,
+        event -> Text,
+        actor -> Text,
+        client_address -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
+diesel::joinable!(release_approvers -> releases (release_seq));
+diesel::joinable!(approval_links -> release_approvers (approver_seq));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    deployments,
+    events,
+    deletions,
+    tokens,
+    corrections,
+    releases,
+    release_approvers,
+    approval_links,
+    gate_outbox,
+    gate_audit,
+);

@@ -26,6 +26,8 @@ pub(crate) struct TokenRow {
     /// JSON array of environment names; empty: any environment.
     pub scope_environments: String,
     pub created_at: i64,
+    /// JSON array of team projects; empty: any.
+    pub scope_team_projects: String,
 }
 
 /// A stored token as an operator sees it: never the token, never its digest.
@@ -55,6 +57,7 @@ impl TokenRow {
             scope_components: names(scope.components.iter().map(Component::as_str).collect()),
             scope_environments: names(scope.environments.iter().map(Environment::as_str).collect()),
             created_at,
+            scope_team_projects: names(scope.team_projects.iter().map(String::as_str).collect()),
         }
     }
 
@@ -69,12 +72,15 @@ impl TokenRow {
             serde_json::from_str(&self.scope_components).map_err(|_| corrupt("scope"))?;
         let environments: Vec<Environment> =
             serde_json::from_str(&self.scope_environments).map_err(|_| corrupt("scope"))?;
+        let team_projects: Vec<String> =
+            serde_json::from_str(&self.scope_team_projects).map_err(|_| corrupt("scope"))?;
         Ok(StoredToken {
             name: self.name,
             role,
             scope: Scope {
                 components,
                 environments,
+                team_projects,
             },
             created_at: self.created_at,
         })

@@ -28,6 +28,12 @@ pub(crate) enum ApiError {
     /// A correction breaks a rule, or cannot apply to this deployment.
     #[error("{0}")]
     InvalidCorrection(ValidationErrors),
+    /// A release request or an approval breaks a rule.
+    #[error("{0}")]
+    InvalidRelease(ValidationErrors),
+    /// What was asked for existed but is no more (an expired link).
+    #[error("{0}")]
+    Gone(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("request bodies are limited to {limit} bytes")]
@@ -76,6 +82,8 @@ impl ApiError {
             ApiError::Validation(_) => ProblemType::Validation,
             ApiError::InvalidQuery(_) => ProblemType::InvalidQuery,
             ApiError::InvalidCorrection(_) => ProblemType::InvalidCorrection,
+            ApiError::InvalidRelease(_) => ProblemType::InvalidRelease,
+            ApiError::Gone(_) => ProblemType::Gone,
             ApiError::UnsupportedMediaType(_) => ProblemType::UnsupportedMediaType,
             ApiError::PayloadTooLarge { .. } => ProblemType::PayloadTooLarge,
             ApiError::Unauthorized(_) => ProblemType::Unauthorized,
@@ -99,18 +107,22 @@ impl ApiError {
         let errors = match self {
             ApiError::Validation(v)
             | ApiError::InvalidQuery(v)
-            | ApiError::InvalidCorrection(v) => Some(v.0.clone()),
+            | ApiError::InvalidCorrection(v)
+            | ApiError::InvalidRelease(v) => Some(v.0.clone()),
             _ => None,
         };
         let detail = match self {
             ApiError::Validation(v)
             | ApiError::InvalidQuery(v)
             | ApiError::InvalidCorrection(v)
+            | ApiError::InvalidRelease(v)
                 if v.0.len() == 1 =>
             {
                 format!("{v}")
             }
-            ApiError::Validation(v) | ApiError::InvalidCorrection(v) => {
+            ApiError::Validation(v)
+            | ApiError::InvalidCorrection(v)
+            | ApiError::InvalidRelease(v) => {
                 format!("{} fields are invalid: {v}", v.0.len())
             }
             ApiError::InvalidQuery(v) => format!("{} parameters are invalid: {v}", v.0.len()),
@@ -134,7 +146,9 @@ impl ResponseError for ApiError {
             ApiError::Validation(_)
             | ApiError::InvalidQuery(_)
             | ApiError::InvalidCorrection(_)
+            | ApiError::InvalidRelease(_)
             | ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,

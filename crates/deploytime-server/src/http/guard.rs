@@ -101,3 +101,17 @@ pub(crate) async fn require_deployment_access<B: MessageBody>(
     };
     guard(req, next, needed).await
 }
+
+/// Middleware of `/api/v1/releases` (and `/release`): `ingest` to register a
+/// release, `read` to list them.
+pub(crate) async fn require_release_access<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let needed = if req.method() == Method::POST {
+        Role::Ingest
+    } else {
+        Role::Read
+    };
+    guard(req, next, needed).await
+}

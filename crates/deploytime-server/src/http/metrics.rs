@@ -29,6 +29,8 @@ pub struct Metrics {
     deploy_duration: HistogramVec,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
+    releases: IntGaugeVec,
+    mails_queued: IntGauge,
     commit_sizes: Histogram,
 }
 
@@ -97,7 +99,20 @@ impl Metrics {
         registry.register(Box::new(pool_max.clone()))?;
         registry.register(Box::new(commit_sizes.clone()))?;
         registry.register(Box::new(build_info))?;
+        let releases = IntGaugeVec::new(
+            Opts::new(
+                "deploytime_releases",
+                "Releases by the state a poll is told now",
+            ),
+            &["state"],
+        )?;
+        let mails_queued = IntGauge::new(
+            "deploytime_gate_mails_queued",
+            "Approval mails and reminders not sent yet (due or waiting for their time)",
+        )?;
         Ok(Metrics {
+            releases,
+            mails_queued,
             registry,
             http_requests,
             http_duration,
@@ -107,6 +122,29 @@ impl Metrics {
             pool_max,
             commit_sizes,
         })
+    }
+
+    /// Adds the release gate's metrics to the exposition.
+    pub fn register_gate(&self, gate: &crate::gate::GateMetrics) -> Result<(), prometheus::Error> {
+        self.registry.register(Box::new(gate.mails.clone()))?;
+        self.registry
+            .register(Box::new(gate.decision_seconds.clone()))?;
+        self.registry.register(Box::new(self.releases.clone()))?;
+        self.registry.register(Box::new(self.mails_queued.clone()))
+    }
+
+    /// The release gate's state as of now: releases by state, mails queued.
+    pub fn set_gate_state(
+        &self,
+        by_state: &[(deploytime_core::release::ReleaseState, i64)],
+        queued: i64,
+    ) {
+        for (state, count) in by_state {
+            self.releases
+                .with_label_values(&[state.as_str()])
+                .set(*count);
+        }
+        self.mails_queued.set(queued);
     }
 
     /// The histogram the group commit records its transactions' sizes in.

@@ -6,6 +6,8 @@
 mod corrections;
 mod deployments;
 mod events;
+mod gate_outbox;
+mod releases;
 mod stats;
 
 use diesel::prelude::*;
@@ -21,6 +23,14 @@ pub(crate) use deployments::{
 pub(crate) use events::{
     EventFilter, events_of_deployment, events_page_end, find_event, insert_event, insert_events,
     list_events,
+};
+pub(crate) use gate_outbox::{
+    MailJob, OutboxItem, Work, approvers_failed, approvers_found, approvers_unavailable, claim_due,
+    mail_failed, mail_sent, next_due, prepare_mail, queued, release_of, skip,
+};
+pub(crate) use releases::{
+    Decided, Decision, Registered, ReleaseFilter, audit_of, count_by_state, decide, expire_due,
+    find_release, link_target, list_releases, register,
 };
 pub(crate) use stats::{latest_anchor, stats_samples, stats_targets};
 

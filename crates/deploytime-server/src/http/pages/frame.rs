@@ -72,6 +72,19 @@ fn secured(status: StatusCode, html: String) -> HttpResponse {
         .body(html)
 }
 
+/// The approver's pages: as [`secured`], and besides no referrer at all
+/// (the link's token is in the URL) and nothing kept by any cache.
+pub(crate) fn private_page(status: StatusCode, template: &impl Template) -> HttpResponse {
+    let mut response = page(status, template);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// Renders a page; a template that cannot render (a bug) is a message page.
 pub(crate) fn page(status: StatusCode, template: &impl Template) -> HttpResponse {
     match template.render() {

@@ -3,6 +3,7 @@
 //! queries and statistics as the API. No JavaScript, nothing fetched from
 //! elsewhere; access as for the API's reads, with a session cookie.
 
+mod approval;
 mod charts;
 mod filters;
 mod frame;
@@ -20,5 +21,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/sign-in", web::get().to(session::sign_in_form))
         .route("/sign-in", web::post().to(session::sign_in))
         .route("/sign-out", web::post().to(session::sign_out))
-        .route("/static/{name}", web::get().to(frame::asset));
+        .route("/static/{name}", web::get().to(frame::asset))
+        .route("/approval", web::get().to(approval::approval_page))
+        .route("/approval", web::post().to(approval::approval_decision))
+        .route("/approval/{rest:.*}", web::to(approval::misplaced_token));
 }

@@ -76,6 +76,16 @@ pub(crate) async fn metrics(
     if settings.protect_metrics {
         authorize(&req, Role::Read).await?;
     }
+    let now = chrono::Utc::now();
+    let (by_state, queued) = db
+        .read(move |conn| {
+            Ok((
+                crate::db::queries::count_by_state(conn, now)?,
+                crate::db::queries::queued(conn)?,
+            ))
+        })
+        .await?;
+    metrics.set_gate_state(&by_state, queued);
     let text = metrics
         .render(db.pool_state(), db.limits().pool_size.max(1))
         .map_err(|e| ApiError::Internal(format!("cannot render the metrics: {e}")))?;

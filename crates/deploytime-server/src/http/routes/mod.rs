@@ -9,6 +9,7 @@ pub(super) mod health;
 pub(super) mod openapi;
 pub(super) mod params;
 mod query_schemas;
+pub(crate) mod releases;
 pub(super) mod stats;
 
 use actix_web::body::MessageBody;
@@ -18,7 +19,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::HttpSettings;
 use super::error::ApiError;
-use super::guard::{require_deployment_access, require_events_access, require_read};
+use super::guard::{
+    require_deployment_access, require_events_access, require_read, require_release_access,
+};
 
 /// Every route of the API, with JSON-shaped errors for the cases actix answers
 /// by itself (unknown path, wrong method, unparseable query or path).
@@ -45,6 +48,12 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, settings: &HttpSettings) {
         web::resource("/metrics")
             .route(web::get().to(health::metrics))
             .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/release")
+            .wrap(from_fn(require_release_access))
+            .route(web::post().to(releases::create_release))
+            .default_service(method_not_allowed("POST")),
     )
     .service(
         web::scope("/api/v1")
@@ -81,6 +90,30 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, settings: &HttpSettings) {
                     .default_service(method_not_allowed("GET")),
             )
             .service(
+                web::resource("/releases")
+                    .wrap(from_fn(require_release_access))
+                    .route(web::post().to(releases::create_release))
+                    .route(web::get().to(releases::list_releases))
+                    .default_service(method_not_allowed("GET, POST")),
+            )
+            .service(
+                web::resource("/releases/{team_project}/{release_id}")
+                    .wrap(from_fn(require_read))
+                    .route(web::get().to(releases::get_release))
+                    .default_service(method_not_allowed("GET")),
+            )
+            .service(
+                web::resource("/releases/{team_project}/{release_id}/audit")
+                    .wrap(from_fn(require_read))
+                    .route(web::get().to(releases::release_audit))
+                    .default_service(method_not_allowed("GET")),
+            )
+            .service(
+                web::resource("/approvals")
+                    .route(web::post().to(releases::post_approval))
+                    .default_service(method_not_allowed("POST")),
+            )
+            .service(
                 web::resource("/components")
                     .wrap(from_fn(require_read))
                     .route(web::get().to(stats::list_components))
@@ -113,7 +146,7 @@ pub(crate) async fn limit_time<B: MessageBody>(
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
     let Some(limit) = req
         .app_data::<web::Data<HttpSettings>>()
-        .map(|s| s.request_timeout)
+        .map(|s| s.request_timeout + releases::long_poll_allowance(&req))
     else {
         return next.call(req).await;
     };

@@ -8,7 +8,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{deployments, events, health, stats};
+use super::{deployments, events, health, releases, stats};
 
 struct BearerAuth;
 
@@ -39,6 +39,11 @@ impl Modify for BearerAuth {
         deployments::delete_deployment,
         stats::get_stats,
         stats::list_components,
+        releases::create_release,
+        releases::list_releases,
+        releases::get_release,
+        releases::release_audit,
+        releases::post_approval,
         health::healthz,
         health::readyz,
         health::metrics,
