@@ -90,6 +90,16 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Stops the server gracefully and starts a new one on the same database,
+    /// with settings of the test's choosing.
+    pub async fn restart_with(self, configure: impl FnOnce(&mut Settings)) -> TestApp {
+        let TestApp {
+            database, server, ..
+        } = self;
+        server.stop().await.unwrap();
+        Self::start_with(database, configure)
+    }
+
     /// Stops the server gracefully and starts a new one on the same database.
     pub async fn restart(self) -> TestApp {
         let TestApp {

@@ -25,6 +25,7 @@ mod observability;
 mod outage;
 mod pages;
 mod pairing;
+mod releases;
 mod reporting;
 mod restart;
 mod startup;

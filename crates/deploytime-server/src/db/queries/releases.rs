@@ -182,7 +182,7 @@ pub(crate) fn enqueue(
 #[derive(Debug)]
 pub(crate) enum Registered {
     /// A new release, pending; its approvers are fetched after the answer.
-    Created(Release),
+    Created(Box<Release>),
     /// The same request again: a poll.
     Known,
     /// A different request under a known id.
@@ -265,7 +265,7 @@ pub(crate) fn register(
         row.into_release()
     });
     match inserted {
-        Ok(release) => Ok(Registered::Created(release)),
+        Ok(release) => Ok(Registered::Created(Box::new(release))),
         // Registered meanwhile by another call: this one is then a poll (or a conflict).
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
             find_row(conn, &request.key)?
@@ -326,6 +326,9 @@ pub(crate) fn audit_of(conn: &mut DbConnection, release_seq: i64) -> QueryResult
         .collect())
 }
 
+/// A release with the approvers asked about it.
+pub(crate) type AskedRelease = (Release, Vec<Ask>);
+
 /// What a listing of releases selects.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ReleaseFilter {
@@ -343,7 +346,7 @@ pub(crate) fn list_releases(
     filter: &ReleaseFilter,
     cursor: Option<Cursor>,
     limit: i64,
-) -> QueryResult<Vec<Listed<(Release, Vec<Ask>)>>> {
+) -> QueryResult<Vec<Listed<AskedRelease>>> {
     let mut query = releases::table
         .select(ReleaseRow::as_select())
         .order((releases::created_at.desc(), releases::seq.desc()))

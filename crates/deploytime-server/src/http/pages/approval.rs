@@ -86,17 +86,18 @@ fn unavailable() -> HttpResponse {
     )
 }
 
-/// The token a page was given, if it can be one at all.
-fn token_of(raw: Option<&str>) -> Result<String, HttpResponse> {
+/// The token a page was given, if it can be one at all; otherwise the page
+/// that says why not.
+fn token_of(raw: Option<&str>) -> Result<String, Box<HttpResponse>> {
     let Some(token) = raw.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Err(outcome(
+        return Err(Box::new(outcome(
             StatusCode::BAD_REQUEST,
             "This link is incomplete",
             "An approval link ends with ?token= and the token from the mail. Open the whole link from the mail.",
-        ));
+        )));
     };
     if !LinkDigest::looks_like_token(token) {
-        return Err(unknown_link());
+        return Err(Box::new(unknown_link()));
     }
     Ok(token.to_owned())
 }
@@ -114,7 +115,7 @@ pub(crate) async fn approval_page(
 ) -> HttpResponse {
     let token = match token_of(query.ok().and_then(|q| q.into_inner().token).as_deref()) {
         Ok(token) => token,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let digest = LinkDigest::of(&token);
     let found = db
@@ -183,7 +184,7 @@ pub(crate) async fn approval_decision(
     };
     let token = match token_of(form.token.as_deref()) {
         Ok(token) => token,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let Some(verdict) = form.decision.as_deref().and_then(Verdict::parse) else {
         return outcome(

@@ -23,6 +23,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/sign-out", web::post().to(session::sign_out))
         .route("/static/{name}", web::get().to(frame::asset))
         .route("/approval", web::get().to(approval::approval_page))
+        .route("/approval", web::head().to(approval::approval_page))
         .route("/approval", web::post().to(approval::approval_decision))
         .route("/approval/{rest:.*}", web::to(approval::misplaced_token));
 }

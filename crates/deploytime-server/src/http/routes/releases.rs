@@ -130,7 +130,7 @@ pub(crate) async fn create_release(
         Registered::Created(release) => {
             gate.wake();
             tracing::info!(release = %key, by = %who.caller.name, "release registered");
-            let view = ReleaseView::new(release, Vec::new(), now);
+            let view = ReleaseView::new(*release, Vec::new(), now);
             Ok(HttpResponse::Created()
                 .insert_header((header::LOCATION, view.url.clone()))
                 .json(view))
