@@ -71,6 +71,8 @@ pub struct Api {
     base: String,
     http: Client,
     retry_for: Duration,
+    /// `--timeout`: what each request may take (a long poll: on top of its wait).
+    timeout: Duration,
 }
 
 impl Api {
@@ -102,6 +104,7 @@ impl Api {
             base: global.url.trim_end_matches('/').to_owned(),
             http,
             retry_for: global.retry_for,
+            timeout: global.timeout,
         })
     }
 
@@ -157,6 +160,55 @@ impl Api {
         })
     }
 
+    /// A POST of `body` as JSON, answered with JSON of type `T`, retried for
+    /// `budget` like events are: only for calls the server answers the same
+    /// however often they arrive (registering a release is answered with its
+    /// current state).
+    pub fn post_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        budget: Duration,
+    ) -> Result<T, Failure> {
+        let url = format!("{}{path}", self.base);
+        with_retries(budget, &format!("sending to {path}"), || {
+            let response = self
+                .http
+                .post(&url)
+                .json(body)
+                .send()
+                .map_err(transport_failure)?;
+            read_json(classify(response)?, path)
+        })
+    }
+
+    /// A long poll: a GET of `path` with `?wait=` (whole seconds, what
+    /// `wait()` says at each attempt; none when it is under a second), which
+    /// the server holds until something changes or the wait passes. The
+    /// request may take `--timeout` on top of its wait. Transient failures are
+    /// retried for `budget`.
+    pub fn get_json_waiting<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        wait: impl Fn() -> Duration,
+        budget: Duration,
+    ) -> Result<T, Failure> {
+        with_retries(budget, &format!("reading {path}"), || {
+            let wait = Duration::from_secs(wait().as_secs());
+            let query: Vec<(&str, String)> = if wait.is_zero() {
+                Vec::new()
+            } else {
+                vec![("wait", format!("{}s", wait.as_secs()))]
+            };
+            let response = self
+                .get(path, &query)
+                .timeout(self.timeout + wait)
+                .send()
+                .map_err(transport_failure)?;
+            read_json(classify(response)?, path)
+        })
+    }
+
     /// A PATCH of `body` as JSON, sent once (a correction is not retried: its
     /// `If-Match` makes a repeat a conflict, not a second change), answered
     /// with JSON of type `T`.
@@ -193,6 +245,14 @@ impl Api {
             classify(response)
         })
     }
+}
+
+/// A success's body as `T`; one that cannot be read is worth another try.
+fn read_json<T: DeserializeOwned>(response: Response, path: &str) -> Result<T, Failure> {
+    response.json::<T>().map_err(|e| Failure::Transient {
+        cause: format!("the server's answer to {path} cannot be read: {e}"),
+        retry_after: None,
+    })
 }
 
 /// How long a streamed export may take in all.

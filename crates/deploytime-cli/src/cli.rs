@@ -93,6 +93,11 @@ pub enum Command {
     /// deploytime correct ID --status cancelled --finished-at 2026-11-29T10:00:00Z --reason "runner crashed"
     #[command(after_help = exit::HELP)]
     Correct(CorrectArgs),
+    /// The release gate: ask approvers for a release and wait for their decision.
+    ///
+    /// deploytime release request --id 386 --name Desafio-CD --project Devx --wait 2h
+    #[command(subcommand)]
+    Release(ReleaseCommand),
     /// Print a shell completion script.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -123,6 +128,21 @@ pub struct EventArgs {
     /// Do not add the CI system's run id, commit and run URL to the attributes.
     #[arg(long)]
     pub no_ci_metadata: bool,
+    #[command(flatten)]
+    pub release: ReleaseLink,
+}
+
+/// The release a deployment carries out, stored with its events as the
+/// attributes `release_id` and `team_project`: the approval's waiting time is
+/// the release's, the deploy's duration the deployment's.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReleaseLink {
+    /// The approved release this deployment carries out (`release request --id`).
+    #[arg(long, env = "DEPLOYTIME_RELEASE_ID", value_name = "ID", requires = "release_project", value_parser = release_id_arg)]
+    pub release_id: Option<String>,
+    /// The release's team project (`release request --project`).
+    #[arg(long, env = "DEPLOYTIME_RELEASE_PROJECT", value_name = "PROJECT", requires = "release_id", value_parser = team_project_arg)]
+    pub release_project: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +167,94 @@ pub struct RunArgs {
     /// The command to run, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND", value_parser = clap::value_parser!(OsString))]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Register a release for approval and print where it stands; with --wait,
+    /// wait for the decision and exit with its code.
+    ///
+    /// Repeating the call with the same options is safe: it answers the
+    /// release's current state. Approvers are asked by mail by the server.
+    #[command(after_help = exit::RELEASE_HELP)]
+    Request(ReleaseRequestArgs),
+    /// Print where a release stands; with --wait, wait for the decision and
+    /// exit with its code.
+    #[command(after_help = exit::RELEASE_HELP)]
+    Status(ReleaseStatusArgs),
+}
+
+/// Which release.
+#[derive(Debug, Clone, Args)]
+pub struct ReleaseKeyArgs {
+    /// The release's id within its project (1–128 characters, no `/`).
+    #[arg(long, env = "DEPLOYTIME_RELEASE_ID", value_name = "ID", value_parser = release_id_arg)]
+    pub id: String,
+    /// The release's team project (1–128 characters, no `/`).
+    #[arg(long, env = "DEPLOYTIME_RELEASE_PROJECT", value_name = "PROJECT", value_parser = team_project_arg)]
+    pub project: String,
+}
+
+/// How long to wait for a decision, and how to print the release.
+#[derive(Debug, Clone, Args)]
+pub struct ReleaseWaitArgs {
+    /// Wait up to this long (30m, 2h, 3d) for the release to be decided, then
+    /// exit with the outcome's code (approved 0, rejected 10, expired 11,
+    /// failed 12, still pending 13). `--wait 0s` looks once and exits with the
+    /// code. Without it the state is printed and the exit code is 0.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = ReleaseFormat::Table)]
+    pub output: ReleaseFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseRequestArgs {
+    #[command(flatten)]
+    pub key: ReleaseKeyArgs,
+    /// The release's name, shown to approvers (1–256 characters).
+    #[arg(long, env = "DEPLOYTIME_RELEASE_NAME", value_name = "NAME")]
+    pub name: String,
+    /// What is released (api, billing/worker, ...).
+    #[arg(long)]
+    pub component: Option<String>,
+    /// The environment it is released to.
+    #[arg(long, visible_alias = "env", env = "DEPLOYTIME_ENV")]
+    pub environment: Option<String>,
+    /// The version released.
+    #[arg(long = "version", id = "release_version", value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Who asks (an e-mail address or a name): they may not approve it
+    /// themselves.
+    #[arg(long, env = "DEPLOYTIME_REQUESTED_BY", value_name = "WHO")]
+    pub requested_by: Option<String>,
+    /// Approvals needed (1–100) [default: every approver who may approve].
+    #[arg(long, value_name = "N")]
+    pub required_approvals: Option<u32>,
+    /// How long approvers have before the release expires (72h by default,
+    /// at most 30d).
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+    #[command(flatten)]
+    pub wait: ReleaseWaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseStatusArgs {
+    #[command(flatten)]
+    pub key: ReleaseKeyArgs,
+    #[command(flatten)]
+    pub wait: ReleaseWaitArgs,
+}
+
+/// How a release is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReleaseFormat {
+    /// The release, then who was asked and what they decided.
+    Table,
+    /// The API's JSON (durations in seconds), with the audit once read.
+    Json,
 }
 
 /// How read commands print.
@@ -310,6 +418,34 @@ fn status_arg(value: &str) -> Result<Status, String> {
     Status::parse(value).map_err(|reason| format!("{value:?}: {reason}"))
 }
 
+/// The release's part of a release link, by the server's own rule.
+fn release_id_arg(value: &str) -> Result<String, String> {
+    key_part(value, "release_id")
+}
+
+fn team_project_arg(value: &str) -> Result<String, String> {
+    key_part(value, "team_project")
+}
+
+/// `value` as the server stores it in `field` of a release request (trimmed),
+/// or the server's own reason for refusing it.
+fn key_part(value: &str, field: &str) -> Result<String, String> {
+    let mut body = serde_json::json!({
+        "release_name": "-", "release_id": "-", "team_project": "-"
+    });
+    body[field] = serde_json::Value::String(value.to_owned());
+    match deploytime_core::release::ReleaseRequest::from_json(&body) {
+        Ok(request) if field == "release_id" => Ok(request.key.release_id),
+        Ok(request) => Ok(request.key.team_project),
+        Err(errors) => Err(errors
+            .0
+            .into_iter()
+            .map(|e| e.message)
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
+}
+
 /// The reported states, by the names the domain gives them.
 fn state_parser() -> impl TypedValueParser<Value = ReportedState> {
     PossibleValuesParser::new(ReportedState::ALL.map(ReportedState::as_str)).try_map(
@@ -377,6 +513,50 @@ mod tests {
         for bad in ["", "exit 2", "späť", &"x".repeat(65)] {
             assert!(finish(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_release_link_needs_both_parts_by_the_servers_rule() {
+        let link = |extra: &[&str]| {
+            let mut args = vec!["deploytime", "run", "api"];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&["--", "true"]);
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Run(args) => args.event.release,
+                _ => ReleaseLink::default(),
+            })
+        };
+        let both = link(&["--release-id", " 386 ", "--release-project", "Devx"]).unwrap();
+        assert_eq!(both.release_id.as_deref(), Some("386"), "trimmed as stored");
+        assert_eq!(both.release_project.as_deref(), Some("Devx"));
+        assert!(link(&["--release-id", "386"]).is_err());
+        assert!(link(&["--release-project", "Devx"]).is_err());
+        assert!(link(&["--release-id", "3/86", "--release-project", "Devx"]).is_err());
+        assert!(link(&[]).unwrap().release_id.is_none());
+    }
+
+    #[test]
+    fn release_waits_are_durations() {
+        let wait = |value: &str| {
+            Cli::try_parse_from([
+                "deploytime",
+                "release",
+                "status",
+                "--id",
+                "386",
+                "--project",
+                "Devx",
+                "--wait",
+                value,
+            ])
+            .map(|cli| match cli.command {
+                Command::Release(ReleaseCommand::Status(args)) => args.wait.wait,
+                _ => None,
+            })
+        };
+        assert_eq!(wait("2h").unwrap(), Some(Duration::from_secs(7200)));
+        assert_eq!(wait("0s").unwrap(), Some(Duration::ZERO));
+        assert!(wait("until approved").is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use deploytime_core::wire::EventBody;
 use deploytime_core::{Phase, Status};
 use uuid::Uuid;
 
-use crate::cli::EventArgs;
+use crate::cli::{EventArgs, ReleaseLink};
 
 /// A `start`. The deployment id is chosen here when not given, so that a
 /// `finish` can name it even while both are still in the spool.
@@ -35,6 +35,7 @@ fn event(
     } else {
         ci_metadata(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     };
+    attributes.extend(release_attributes(&args.release));
     // What the caller says wins over what was detected.
     attributes.extend(args.attributes.iter().cloned());
     EventBody {
@@ -48,6 +49,20 @@ fn event(
         deployment_id,
         timestamp: Some(truncate_to_micros(Utc::now())),
         attributes,
+    }
+}
+
+/// `release_id` and `team_project` of the release a deployment carries out,
+/// the names the release has in the API, so that a deployment can be put
+/// next to its release: the approval's wait is the release's `waited_seconds`,
+/// the deploy's duration the deployment's.
+pub fn release_attributes(link: &ReleaseLink) -> BTreeMap<String, String> {
+    match (&link.release_id, &link.release_project) {
+        (Some(id), Some(project)) => BTreeMap::from([
+            ("release_id".to_owned(), id.clone()),
+            ("team_project".to_owned(), project.clone()),
+        ]),
+        _ => BTreeMap::new(),
     }
 }
 

@@ -20,8 +20,8 @@ pub mod spool;
 use clap::CommandFactory;
 
 use crate::api::Api;
-use crate::cli::{Cli, Command};
-use crate::commands::{correct, record, reports};
+use crate::cli::{Cli, Command, ReleaseCommand};
+use crate::commands::{correct, record, release, reports};
 use crate::error::Error;
 use crate::spool::Spool;
 
@@ -52,6 +52,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Stats(args) => reports::stats(&api, args),
         Command::Export(args) => reports::export(&api, args),
         Command::Correct(args) => correct::correct(&api, args),
+        Command::Release(ReleaseCommand::Request(args)) => release::request(&api, args),
+        Command::Release(ReleaseCommand::Status(args)) => release::status(&api, args),
         Command::Completions { .. } => Ok(exit::OK),
     }
 }

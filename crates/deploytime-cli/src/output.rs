@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use comfy_table::{CellAlignment, Table, presets};
-use deploytime_core::wire::DeploymentView;
+use deploytime_core::wire::{DeploymentView, ReleaseView};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -144,6 +144,92 @@ pub fn print_table(table: &Table) -> Result<(), Error> {
         })?;
     }
     Ok(())
+}
+
+/// Text from outside (a comment, a reason) on one line: line breaks and other
+/// control characters become spaces, so that a terminal only shows text.
+pub fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_control())
+        .filter(|part| !part.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A release for people: its fields, then who was asked and what they decided.
+pub fn release_text(view: &ReleaseView) -> String {
+    let approvals = match view.required_approvals {
+        Some(needed) => format!(
+            "{} of {needed} ({} rejections)",
+            view.approvals, view.rejections
+        ),
+        None => format!(
+            "{} ({} rejections); approvers not known yet",
+            view.approvals, view.rejections
+        ),
+    };
+    let optional = |value: &Option<String>| or_dash(one_line(value.as_deref().unwrap_or("")));
+    let fields = [
+        (
+            "release",
+            format!("{}/{}", view.team_project, view.release_id),
+        ),
+        ("name", one_line(&view.release_name)),
+        ("state", view.state.to_string()),
+        ("reason", optional(&view.reason)),
+        ("component", optional(&view.component)),
+        ("environment", optional(&view.environment)),
+        ("version", optional(&view.version)),
+        ("requested by", optional(&view.requested_by)),
+        ("approvals", approvals),
+        ("requested", human_time(Some(view.created_at))),
+        ("expires", human_time(Some(view.expires_at))),
+        ("decided", human_time(view.decided_at)),
+        ("waited", human_duration(view.waited_seconds)),
+    ];
+    let width = fields.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    let mut text = String::new();
+    for (name, value) in fields {
+        text.push_str(&format!("{name:<width$}  {value}\n"));
+    }
+    if !view.approvers.is_empty() {
+        let mut table = new_table(&["approver", "may approve", "decision", "decided", "comment"]);
+        for approver in &view.approvers {
+            let who = match &approver.name {
+                Some(name) => format!("{} <{}>", one_line(name), approver.email),
+                None => approver.email.clone(),
+            };
+            table.add_row(vec![
+                who,
+                if approver.may_approve {
+                    "yes".to_owned()
+                } else {
+                    "no (requester)".to_owned()
+                },
+                approver
+                    .decision
+                    .map_or_else(|| "-".to_owned(), |d| d.to_string()),
+                human_time(approver.decided_at),
+                optional(&approver.comment),
+            ]);
+        }
+        text.push('\n');
+        for line in table.lines() {
+            text.push_str(line.trim_end());
+            text.push('\n');
+        }
+    }
+    text
+}
+
+pub fn print_release(view: &ReleaseView) -> Result<(), Error> {
+    std::io::stdout()
+        .lock()
+        .write_all(release_text(view).as_bytes())
+        .map_err(|e| Error::Output {
+            what: "stdout".into(),
+            source: e,
+        })
 }
 
 #[cfg(test)]

@@ -305,6 +305,7 @@ mod tests {
             attributes: Vec::new(),
             deployment_id: None,
             no_ci_metadata: true,
+            release: Default::default(),
         }
     }
 

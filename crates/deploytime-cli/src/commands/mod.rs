@@ -2,5 +2,6 @@
 
 pub mod correct;
 pub mod record;
+pub mod release;
 pub mod reports;
 pub mod run;

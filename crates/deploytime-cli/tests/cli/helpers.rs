@@ -24,6 +24,10 @@ const AMBIENT: &[&str] = &[
     "DEPLOYTIME_STRICT",
     "DEPLOYTIME_ENV",
     "DEPLOYTIME_DEPLOYMENT_ID",
+    "DEPLOYTIME_RELEASE_ID",
+    "DEPLOYTIME_RELEASE_PROJECT",
+    "DEPLOYTIME_RELEASE_NAME",
+    "DEPLOYTIME_REQUESTED_BY",
     "GITHUB_ACTIONS",
     "GITHUB_RUN_ID",
     "GITLAB_CI",
@@ -61,14 +65,33 @@ impl TestServer {
         Self::start_with(Some(admin_token))
     }
 
+    /// A server whose approver source never answers: its releases stay
+    /// pending (with the reason), instead of failing at once for want of one.
+    pub fn start_with_approver_source_down(admin_token: Option<&str>) -> TestServer {
+        Self::start_with_settings(admin_token, |settings| {
+            settings.gate.approvers_url = Some(format!(
+                "{}/approvers/{{team_project}}",
+                nothing_listening()
+            ));
+        })
+    }
+
     fn start_with(admin_token: Option<&str>) -> TestServer {
+        Self::start_with_settings(admin_token, |_| {})
+    }
+
+    fn start_with_settings(
+        admin_token: Option<&str>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestServer {
         let database = TestDatabase::create(deploytime_server::testing::Backend::Sqlite).unwrap();
-        let settings = Settings {
+        let mut settings = Settings {
             admin_token: admin_token.map(Secret::new),
             pool_size: 4,
             workers: Some(1),
             ..settings(&database.url)
         };
+        adjust(&mut settings);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -135,6 +158,86 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.runtime.block_on(self.handle.stop(true));
     }
+}
+
+/// A server that answers each request with the next of `answers` (status and
+/// JSON body; the last one again once they run out) and notes each request
+/// line: a server whose answers a test chooses, such as a release approved
+/// or rejected, which a real one gives only after an approver's mail.
+pub struct ScriptedServer {
+    pub url: String,
+    pub requests: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ScriptedServer {
+    pub fn start(answers: Vec<(u16, Value)>) -> ScriptedServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let noted = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            let mut answers = answers.into_iter().peekable();
+            let mut last = None;
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let Some(line) = read_request(&mut client) else {
+                    continue;
+                };
+                noted.lock().unwrap().push(line);
+                let (status, body) = match answers.next() {
+                    Some(answer) => {
+                        last = Some(answer.clone());
+                        answer
+                    }
+                    None => last.clone().unwrap_or((500, Value::Null)),
+                };
+                let body = body.to_string();
+                let kind = if status >= 400 {
+                    "application/problem+json"
+                } else {
+                    "application/json"
+                };
+                let _ = write!(
+                    client,
+                    "HTTP/1.1 {status} X\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = client.flush();
+                let _ = client.shutdown(Shutdown::Both);
+            }
+        });
+        ScriptedServer { url, requests }
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// Reads one request (its head and a body of `content-length`), returns its
+/// request line.
+fn read_request(client: &mut TcpStream) -> Option<String> {
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    client.read_exact(&mut body).ok()?;
+    head.lines().next().map(str::to_owned)
 }
 
 /// A loopback address where nothing listens: the server is down.

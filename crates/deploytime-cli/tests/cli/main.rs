@@ -6,6 +6,7 @@
 mod correct;
 mod helpers;
 mod record;
+mod release;
 mod reliability;
 mod reports;
 mod run;
