@@ -378,19 +378,34 @@ pub struct ReleaseBody {
     /// 1–256 characters, no control characters.
     #[cfg_attr(
         feature = "openapi",
-        schema(example = "Desafio-CD", min_length = 1, max_length = 256)
+        schema(
+            example = "Desafio-CD",
+            min_length = 1,
+            max_length = 256,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+        )
     )]
     pub release_name: String,
     /// 1–128 characters, no control characters, no `/`.
     #[cfg_attr(
         feature = "openapi",
-        schema(example = "386", min_length = 1, max_length = 128)
+        schema(
+            example = "386",
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^/\x00-\x1f\x7f-\x9f]+$"
+        )
     )]
     pub release_id: String,
     /// 1–128 characters, no control characters, no `/`.
     #[cfg_attr(
         feature = "openapi",
-        schema(example = "Devx", min_length = 1, max_length = 128)
+        schema(
+            example = "Devx",
+            min_length = 1,
+            max_length = 128,
+            pattern = r"^[^/\x00-\x1f\x7f-\x9f]+$"
+        )
     )]
     pub team_project: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -540,8 +555,9 @@ pub struct AuditEntry {
     #[serde(with = "rfc3339")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: DateTime<Utc>,
-    /// `created`, `approvers`, `approvers-failed`, `mail-sent`, `mail-failed`,
-    /// `reminder-sent`, `decision`, `decided`, `expired`, `failed`, `refused`.
+    /// `created`, `approvers` (who the source named), `approvers-unavailable`,
+    /// `mail-sent`, `mail-failed`, `reminder-sent`, `decision`, `approved`,
+    /// `rejected`, `expired`, `failed`.
     pub event: String,
     /// Who acted: the token's name, an approver's address, or `server`.
     pub actor: String,

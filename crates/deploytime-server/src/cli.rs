@@ -164,7 +164,9 @@ pub struct ServeArgs {
 pub struct GateArgs {
     /// Where to ask who approves a release: a URL answering JSON, with
     /// {release_id}, {team_project} and {release_name} put in.
-    #[arg(long, env = "DEPLOYTIME_APPROVERS_URL")]
+    /// It may hold credentials (https://user:password@…), so its value is
+    /// never shown.
+    #[arg(long, env = "DEPLOYTIME_APPROVERS_URL", hide_env_values = true)]
     pub approvers_url: Option<String>,
     /// A JSON file of approvers per team project ("*" for any other), asked
     /// before the approvers URL.

@@ -41,6 +41,10 @@ pub enum StartupError {
     #[error(transparent)]
     Mail(#[from] MailSettingsError),
     #[error(
+        "--public-url {0:?} is not usable: give the http(s) URL approvers open, e.g. https://deploytime.example.com"
+    )]
+    PublicUrl(String),
+    #[error(
         "DEPLOYTIME_ADMIN_TOKEN is too short: use at least {MIN_ADMIN_TOKEN_CHARS} random characters (e.g. `openssl rand -hex 32`)"
     )]
     WeakAdminToken,
@@ -105,6 +109,19 @@ impl Application {
             Metrics::new(settings.database_url.backend_name()).map_err(StartupError::Metrics)?,
         );
         database.observe_commit_sizes(metrics.commit_sizes());
+        if let Some(public) = &settings.gate.public_url {
+            let usable = url::Url::parse(public)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !usable {
+                return Err(StartupError::PublicUrl(public.clone()));
+            }
+        } else if local.ip().is_unspecified() {
+            tracing::warn!(
+                bind = %settings.bind,
+                "approval links will point at {local}, which approvers cannot open: set \
+                 --public-url (DEPLOYTIME_PUBLIC_URL) to the address they reach the server at"
+            );
+        }
         let gate = Gate::new(settings.gate.clone(), &format!("http://{local}"))
             .map_err(StartupError::Metrics)?;
         metrics

@@ -221,21 +221,18 @@ pub enum Refusal {
 
 /// What an approver's link points at when they answer.
 #[derive(Debug, Clone)]
-pub struct Ballot<'a> {
-    pub approver: &'a Approver,
+pub struct Ballot {
     pub answered: bool,
+    /// As decided when the approver was asked ([`GatePolicy::may_approve`]),
+    /// so that a change of the server's policy meanwhile does not make the
+    /// quorum and the ballots disagree.
+    pub may_approve: bool,
     pub release_state: ReleaseState,
     pub expires_at: DateTime<Utc>,
-    pub requested_by: Option<&'a str>,
 }
 
 /// Whether `verdict` may be recorded on `ballot` now.
-pub fn admit(
-    ballot: &Ballot<'_>,
-    verdict: Verdict,
-    now: DateTime<Utc>,
-    policy: &GatePolicy,
-) -> Result<(), Refusal> {
+pub fn admit(ballot: &Ballot, verdict: Verdict, now: DateTime<Utc>) -> Result<(), Refusal> {
     if ballot.answered {
         return Err(Refusal::AlreadyAnswered);
     }
@@ -244,7 +241,7 @@ pub fn admit(
         ReleaseState::Expired => return Err(Refusal::Expired),
         closed => return Err(Refusal::Closed(closed)),
     }
-    if verdict == Verdict::Approve && !policy.may_approve(ballot.approver, ballot.requested_by) {
+    if verdict == Verdict::Approve && !ballot.may_approve {
         return Err(Refusal::SelfApproval);
     }
     Ok(())
@@ -265,13 +262,12 @@ impl LinkDigest {
     }
 
     /// Whether `token` can be a link token at all (43 URL-safe base64
-    /// characters, or 64 hex digits): anything else is refused before a lookup.
+    /// characters, 256 bits): anything else is refused before a lookup.
     pub fn looks_like_token(token: &str) -> bool {
-        (token.len() == 43
+        token.len() == 43
             && token
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-            || (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     }
 }
 
@@ -411,18 +407,15 @@ mod tests {
 
     #[test]
     fn decisions_are_admitted_while_the_release_is_open() {
-        let ana = approver("ana@x.io");
-        let policy = GatePolicy::DEFAULT;
         let open = Ballot {
-            approver: &ana,
             answered: false,
+            may_approve: true,
             release_state: ReleaseState::Pending,
             expires_at: at(12),
-            requested_by: Some("bo@x.io"),
         };
-        assert_eq!(admit(&open, Verdict::Approve, at(11), &policy), Ok(()));
+        assert_eq!(admit(&open, Verdict::Approve, at(11)), Ok(()));
         assert_eq!(
-            admit(&open, Verdict::Approve, at(12), &policy),
+            admit(&open, Verdict::Approve, at(12)),
             Err(Refusal::Expired)
         );
         let used = Ballot {
@@ -430,7 +423,7 @@ mod tests {
             ..open.clone()
         };
         assert_eq!(
-            admit(&used, Verdict::Reject, at(11), &policy),
+            admit(&used, Verdict::Reject, at(11)),
             Err(Refusal::AlreadyAnswered)
         );
         let closed = Ballot {
@@ -438,18 +431,18 @@ mod tests {
             ..open.clone()
         };
         assert_eq!(
-            admit(&closed, Verdict::Approve, at(11), &policy),
+            admit(&closed, Verdict::Approve, at(11)),
             Err(Refusal::Closed(ReleaseState::Rejected))
         );
         let own = Ballot {
-            requested_by: Some("ANA@x.io"),
+            may_approve: false,
             ..open
         };
         assert_eq!(
-            admit(&own, Verdict::Approve, at(11), &policy),
+            admit(&own, Verdict::Approve, at(11)),
             Err(Refusal::SelfApproval)
         );
-        assert_eq!(admit(&own, Verdict::Reject, at(11), &policy), Ok(()));
+        assert_eq!(admit(&own, Verdict::Reject, at(11)), Ok(()));
     }
 
     #[test]
@@ -473,7 +466,7 @@ mod tests {
     #[test]
     fn only_well_formed_tokens_are_looked_up() {
         assert!(LinkDigest::looks_like_token(&"A".repeat(43)));
-        assert!(LinkDigest::looks_like_token(&"0f".repeat(32)));
+        assert!(!LinkDigest::looks_like_token(&"0f".repeat(32)));
         assert!(!LinkDigest::looks_like_token("garbage"));
         assert!(!LinkDigest::looks_like_token(&"+".repeat(43)));
         assert_ne!(LinkDigest::of("a").to_hex(), LinkDigest::of("b").to_hex());

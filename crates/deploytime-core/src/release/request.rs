@@ -51,7 +51,7 @@ pub mod limits {
     pub const VERSION_CHARS: usize = 128;
     pub const REQUESTED_BY_CHARS: usize = 254;
     pub const MAX_REQUIRED_APPROVALS: u32 = 100;
-    /// Three days, as GitLab and Azure DevOps default to.
+    /// Three days: a weekend's pause does not expire a release asked for on Friday.
     pub const DEFAULT_EXPIRES_IN: Duration = Duration::from_secs(72 * 3600);
     /// Thirty days, GitHub's longest wait for a review.
     pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -77,10 +77,7 @@ const PASCAL_FIELDS: [&str; 3] = ["ReleaseName", "ReleaseId", "TeamProject"];
 fn text(field: &str, value: &Value, max: usize, slash: bool) -> Result<String, FieldError> {
     let Some(raw) = value.as_str() else {
         // Pipelines written against the original contract send numeric ids.
-        if let Some(n) = value
-            .as_u64()
-            .filter(|_| field.ends_with("Id") || field == "release_id")
-        {
+        if let Some(n) = value.as_u64().filter(|_| field == "ReleaseId") {
             return Ok(n.to_string());
         }
         return Err(FieldError::new(field, "must be a string"));

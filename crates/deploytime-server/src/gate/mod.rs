@@ -83,14 +83,14 @@ impl GateMetrics {
         Ok(GateMetrics {
             mails: IntCounterVec::new(
                 Opts::new(
-                    "deploytime_gate_mails_total",
+                    "gate_mails_total",
                     "Approval mails by outcome (sent, failed) and kind (request, reminder)",
                 ),
                 &["outcome", "kind"],
             )?,
             decision_seconds: Histogram::with_opts(
                 HistogramOpts::new(
-                    "deploytime_gate_decision_seconds",
+                    "gate_decision_seconds",
                     "Time from a release's request to its approval or rejection",
                 )
                 .buckets(vec![

@@ -281,7 +281,7 @@ impl Worker {
                 tracing::warn!(release = %job.release.request.key, approver = %job.approver.email, %error, attempt = item.attempts, "approval mail not sent; trying again later");
                 self.db
                     .write(move |conn| {
-                        queries::mail_failed(conn, &claimed, &job, &digest, &error, next_at, now)
+                        queries::mail_failed(conn, &claimed, &job, &error, next_at, now)
                     })
                     .await
             }

@@ -101,14 +101,14 @@ impl Metrics {
         registry.register(Box::new(build_info))?;
         let releases = IntGaugeVec::new(
             Opts::new(
-                "deploytime_releases",
+                "releases",
                 "Releases by the state a poll is told now",
             ),
             &["state"],
         )?;
         let mails_queued = IntGauge::new(
-            "deploytime_gate_mails_queued",
-            "Approval mails and reminders not sent yet (due or waiting for their time)",
+            "gate_mails_queued",
+            "Approval mails and reminders not sent yet, reminders waiting for their time included",
         )?;
         Ok(Metrics {
             releases,

@@ -715,13 +715,23 @@ async fn releases_are_listed_exported_and_audited(backend: Backend) {
         "{audit}"
     );
     assert!(audit.contains(",created,"), "{audit}");
+    // The worker counts a mail once the server has answered it: the figures
+    // follow the mails' arrival.
+    eventually("the metrics count the three mails", || async {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        let line = |wanted: &str| metrics.lines().any(|l| l == wanted);
+        line("deploytime_gate_mails_total{kind=\"request\",outcome=\"sent\"} 3")
+            && line("deploytime_gate_mails_queued 3")
+    })
+    .await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
+    let line = |wanted: &str| metrics.lines().any(|l| l == wanted);
     assert!(
-        metrics.contains("deploytime_releases{state=\"pending\"} 3"),
+        line("deploytime_releases{state=\"pending\"} 3"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("deploytime_gate_mails_total{kind=\"request\",outcome=\"sent\"} 3"),
+        line("deploytime_releases{state=\"approved\"} 0"),
         "{metrics}"
     );
 }

@@ -137,7 +137,8 @@ pub(crate) fn next_due(conn: &mut DbConnection) -> QueryResult<Option<DateTime<U
         .map(from_micros))
 }
 
-/// Queued items not yet done, by kind, for the metrics.
+/// Mails and reminders not sent yet (reminders waiting for their time
+/// included), for the metrics.
 pub(crate) fn queued(conn: &mut DbConnection) -> QueryResult<i64> {
     gate_outbox::table
         .filter(gate_outbox::done_at.is_null())
@@ -277,7 +278,7 @@ pub(crate) fn approvers_found(
                 Some(seq),
                 now,
             )?;
-            if let Some(at) = reminder {
+            if let Some(at) = reminder.filter(|at| *at > now) {
                 enqueue(
                     conn,
                     &format!("reminder:{seq}"),
@@ -446,21 +447,31 @@ pub(crate) fn mail_sent(
     })
 }
 
-/// The mail did not go out: its link is forgotten (nobody has it), the failure
-/// audited, and the mail tried again at `next_at`.
+/// The mail did not go out, as far as the server can tell: the failure is
+/// audited and shown as the release's reason, and the mail tried again at
+/// `next_at`. Its link stays valid: a mail server may have taken the mail
+/// and failed to say so, and that mail's link must then work.
 pub(crate) fn mail_failed(
     conn: &mut DbConnection,
     item: &OutboxItem,
     job: &MailJob,
-    digest: &LinkDigest,
     error: &str,
     next_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
     conn.transaction(|conn| {
-        diesel::delete(
-            approval_links::table.filter(approval_links::token_hash.eq(digest.to_hex())),
+        let reason = format!(
+            "the mail to {} is not sent yet: {error} (attempt {}, next at {})",
+            job.approver.email,
+            item.attempts,
+            format_rfc3339(next_at)
+        );
+        diesel::update(
+            releases::table
+                .filter(releases::seq.eq(item.release_seq))
+                .filter(releases::state.eq(ReleaseState::Pending.as_str())),
         )
+        .set(releases::reason.eq(&reason))
         .execute(conn)?;
         if item.attempts % 10 == 1 {
             audit(

