@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::ServerHandle;
 use deploytime_server::access::{Role, Secret};
 use deploytime_server::settings::Settings;
+use deploytime_server::testing::mail_sink::MailSink;
 use deploytime_server::testing::{RunningServer, TestDatabase, settings};
 use serde_json::Value;
 
@@ -73,6 +74,17 @@ impl TestServer {
                 "{}/approvers/{{team_project}}",
                 nothing_listening()
             ));
+        })
+    }
+
+    /// A server whose release gate finds approvers in `approvers` (an approvers
+    /// file's JSON) and mails them through `sink`.
+    pub fn start_with_approvers(sink: &MailSink, approvers: &str) -> TestServer {
+        let file = deploytime_core::release::StaticApprovers::parse(approvers.as_bytes()).unwrap();
+        let smtp = sink.url();
+        Self::start_with_settings(None, move |settings| {
+            settings.gate.approvers_file = Some(file);
+            settings.gate.smtp_url = Some(Secret::new(smtp));
         })
     }
 
@@ -158,86 +170,6 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.runtime.block_on(self.handle.stop(true));
     }
-}
-
-/// A server that answers each request with the next of `answers` (status and
-/// JSON body; the last one again once they run out) and notes each request
-/// line: a server whose answers a test chooses, such as a release approved
-/// or rejected, which a real one gives only after an approver's mail.
-pub struct ScriptedServer {
-    pub url: String,
-    pub requests: Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl ScriptedServer {
-    pub fn start(answers: Vec<(u16, Value)>) -> ScriptedServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
-        let noted = Arc::clone(&requests);
-        std::thread::spawn(move || {
-            let mut answers = answers.into_iter().peekable();
-            let mut last = None;
-            for client in listener.incoming() {
-                let Ok(mut client) = client else { return };
-                let Some(line) = read_request(&mut client) else {
-                    continue;
-                };
-                noted.lock().unwrap().push(line);
-                let (status, body) = match answers.next() {
-                    Some(answer) => {
-                        last = Some(answer.clone());
-                        answer
-                    }
-                    None => last.clone().unwrap_or((500, Value::Null)),
-                };
-                let body = body.to_string();
-                let kind = if status >= 400 {
-                    "application/problem+json"
-                } else {
-                    "application/json"
-                };
-                let _ = write!(
-                    client,
-                    "HTTP/1.1 {status} X\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = client.flush();
-                let _ = client.shutdown(Shutdown::Both);
-            }
-        });
-        ScriptedServer { url, requests }
-    }
-
-    pub fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-/// Reads one request (its head and a body of `content-length`), returns its
-/// request line.
-fn read_request(client: &mut TcpStream) -> Option<String> {
-    client
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if client.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let length = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    client.read_exact(&mut body).ok()?;
-    head.lines().next().map(str::to_owned)
 }
 
 /// A loopback address where nothing listens: the server is down.

@@ -1,9 +1,8 @@
 //! `deploytime release request|status`: registering a release, waiting for its
 //! decision and the exit code of each outcome; `run --release-id`.
 //!
-//! A real server decides a release only after an approver followed the link in
-//! a mail, so outcomes an approver gives (approved, rejected, expired) are
-//! played by a scripted server; the rest runs against a real one.
+//! Against a real server; the outcomes an approver gives come from a decision
+//! made with the link of the mail that reached a real SMTP server.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +11,9 @@ use deploytime_server::access::Role;
 use predicates::prelude::*;
 use serde_json::{Value, json};
 
-use crate::helpers::{ScriptedServer, TestServer, TestSpool, nothing_listening, stderr, stdout};
+use deploytime_server::testing::mail_sink::MailSink;
+
+use crate::helpers::{TestServer, TestSpool, nothing_listening, stderr, stdout};
 
 const REQUEST: [&str; 8] = [
     "release",
@@ -265,97 +266,92 @@ fn run_stores_the_release_with_its_events() {
         .stderr(predicate::str::contains("--release-project"));
 }
 
-/// A release as the API shows it, in `state`, with one approver's decision.
-fn release(state: &str, decision: Option<(&str, &str)>) -> Value {
-    let decided = state != "pending";
-    json!({
-        "team_project": "Devx", "release_id": "386", "release_name": "Desafio-CD",
-        "state": state, "url": "/api/v1/releases/Devx/386",
-        "required_approvals": 1,
-        "approvals": u32::from(matches!(decision, Some(("approve", _)))),
-        "rejections": u32::from(matches!(decision, Some(("reject", _)))),
-        "approvers": [{
-            "email": "ana@example.com", "name": "Ana", "may_approve": true,
-            "decision": decision.map(|(d, _)| d),
-            "comment": decision.map(|(_, c)| c),
-            "decided_at": decision.map(|_| "2026-11-30T10:05:00.000000Z"),
-        }],
-        "created_at": "2026-11-30T10:00:00.000000Z",
-        "expires_at": "2026-12-03T10:00:00.000000Z",
-        "decided_at": if decided { json!("2026-11-30T10:05:00.000000Z") } else { Value::Null },
-        "waited_seconds": if decided { 300.0 } else { 10.0 },
-    })
-}
-
-fn detail(view: Value) -> Value {
-    let mut detail = view;
-    detail["audit"] = json!([]);
-    detail
+/// Registers a release with `--wait` in the background, has the approver
+/// answer through the link of the mail that arrived (or not at all), and
+/// returns the command's output.
+fn outcome_of(
+    server: &TestServer,
+    sink: &MailSink,
+    id: &str,
+    answer: Option<(&str, &str)>,
+    extra: &[&str],
+) -> std::process::Output {
+    let spool = TestSpool::new();
+    let mut args = vec![
+        "release",
+        "request",
+        "--id",
+        id,
+        "--name",
+        "Desafio-CD",
+        "--project",
+        "Devx",
+        "--wait",
+        "1m",
+    ];
+    args.extend_from_slice(extra);
+    let waiting = spool
+        .std_command(&server.url)
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some((decision, comment)) = answer {
+        let before = sink.mails().len();
+        let mails = sink.wait_for_blocking(before + 1, Duration::from_secs(30));
+        let token = mails[before].approval_token();
+        let decided = reqwest::blocking::Client::new()
+            .post(format!("{}/api/v1/approvals", server.url))
+            .json(&json!({"token": token, "decision": decision, "comment": comment}))
+            .send()
+            .unwrap();
+        assert_eq!(decided.status(), 200, "{:?}", decided.text());
+    }
+    waiting.wait_with_output().unwrap()
 }
 
 #[test]
-fn each_outcome_exits_with_its_code_and_unavailability_does_not_end_the_wait() {
-    let cases = [
-        (
-            "approved",
-            Some(("approve", "ship it")),
-            exit::OK,
-            "approved by ana@example.com after 5m",
-        ),
-        (
-            "rejected",
-            Some(("reject", "not on a Friday")),
-            exit::RELEASE_REJECTED,
-            "rejected by ana@example.com after 5m\n  ana@example.com: not on a Friday",
-        ),
-        (
-            "expired",
-            None,
-            exit::RELEASE_EXPIRED,
-            "expired after 5m with 0 of 1 approvals",
-        ),
-    ];
-    for (state, decision, code, said) in cases {
-        let unavailable = json!({
-            "type": "/problems/unavailable", "title": "Service unavailable",
-            "status": 503, "detail": "the database is busy"
-        });
-        let server = ScriptedServer::start(vec![
-            (201, release("pending", None)),
-            (503, unavailable),
-            (200, detail(release(state, decision))),
-        ]);
-        let spool = TestSpool::new();
-        let output = spool
-            .deploytime(&server.url)
-            .args(["--retry-for", "1s"])
-            .args(request_with(&["--wait", "1m"]))
-            .output()
-            .unwrap();
-        let (out, err) = (stdout(&output), stderr(&output));
-        assert_eq!(
-            output.status.code(),
-            Some(i32::from(code)),
-            "{state}: {err}"
-        );
-        assert!(err.contains(said), "{state}: {err}");
-        assert!(err.contains("503"), "the 503 was retried: {err}");
-        assert!(out.contains(&format!("state         {state}")), "{out}");
-        assert!(out.contains("Ana <ana@example.com>"), "{out}");
-        if let Some((verdict, comment)) = decision {
-            assert!(out.contains(verdict) && out.contains(comment), "{out}");
-        }
-        let requests = server.requests();
-        assert!(
-            requests
-                .iter()
-                .any(|r| r.starts_with("POST /api/v1/releases ")),
-            "{requests:?}"
-        );
-        let polls: Vec<&String> = requests
-            .iter()
-            .filter(|r| r.starts_with("GET /api/v1/releases/Devx/386?wait="))
-            .collect();
-        assert_eq!(polls.len(), 2, "{requests:?}");
-    }
+fn each_outcome_an_approver_gives_exits_with_its_code() {
+    let sink = MailSink::start();
+    let server = TestServer::start_with_approvers(
+        &sink,
+        r#"{"Devx": [{"email": "ana@example.com", "name": "Ana"}]}"#,
+    );
+
+    let approved = outcome_of(&server, &sink, "a1", Some(("approve", "ship it")), &[]);
+    let (out, err) = (stdout(&approved), stderr(&approved));
+    assert_eq!(approved.status.code(), Some(i32::from(exit::OK)), "{err}");
+    assert!(err.contains("approved by ana@example.com"), "{err}");
+    assert!(out.contains("state         approved"), "{out}");
+    assert!(
+        out.contains("Ana <ana@example.com>") && out.contains("ship it"),
+        "{out}"
+    );
+
+    let rejected = outcome_of(
+        &server,
+        &sink,
+        "r1",
+        Some(("reject", "not on a Friday")),
+        &[],
+    );
+    let err = stderr(&rejected);
+    assert_eq!(
+        rejected.status.code(),
+        Some(i32::from(exit::RELEASE_REJECTED)),
+        "{err}"
+    );
+    assert!(err.contains("rejected by ana@example.com"), "{err}");
+    assert!(err.contains("ana@example.com: not on a Friday"), "{err}");
+
+    let expired = outcome_of(&server, &sink, "e1", None, &["--expires-in", "2s"]);
+    let err = stderr(&expired);
+    assert_eq!(
+        expired.status.code(),
+        Some(i32::from(exit::RELEASE_EXPIRED)),
+        "{err}"
+    );
+    assert!(err.contains("expired after"), "{err}");
+    assert!(stdout(&expired).contains("state         expired"));
 }

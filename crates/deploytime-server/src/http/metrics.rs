@@ -100,10 +100,7 @@ impl Metrics {
         registry.register(Box::new(commit_sizes.clone()))?;
         registry.register(Box::new(build_info))?;
         let releases = IntGaugeVec::new(
-            Opts::new(
-                "releases",
-                "Releases by the state a poll is told now",
-            ),
+            Opts::new("releases", "Releases by the state a poll is told now"),
             &["state"],
         )?;
         let mails_queued = IntGauge::new(

@@ -7,7 +7,7 @@ use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::approver_source::ApproverSource;
-use crate::mail_sink::MailSink;
+use deploytime_server::testing::mail_sink::MailSink;
 
 const WAIT: Duration = Duration::from_secs(10);
 

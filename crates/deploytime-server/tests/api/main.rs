@@ -8,7 +8,6 @@
 mod helpers;
 // Test doubles for the release approval gate: an SMTP server, an approver directory.
 mod approver_source;
-mod mail_sink;
 
 /// Runs a test function once per backend.
 pub(crate) use deploytime_server::backend_tests;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::approver_source::ApproverSource;
 use crate::backend_tests;
 use crate::helpers::{Backend, TestApp, expect_problem};
-use crate::mail_sink::{Mail, MailSink};
+use deploytime_server::testing::mail_sink::{Mail, MailSink};
 
 /// Long enough for a mail to go out on a busy CI machine.
 const MAIL_WAIT: Duration = Duration::from_secs(20);
@@ -107,15 +107,7 @@ async fn audit_events(app: &TestApp, id: &str) -> Vec<String> {
 
 /// The token of the link in an approval mail.
 fn token_in(mail: &Mail) -> String {
-    let body = mail.body_text();
-    let start = body
-        .find("/approval?token=")
-        .unwrap_or_else(|| panic!("no approval link in {body}"))
-        + "/approval?token=".len();
-    body[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect()
+    mail.approval_token()
 }
 
 fn mail_to<'a>(mails: &'a [Mail], to: &str) -> &'a Mail {

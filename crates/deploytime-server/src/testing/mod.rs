@@ -3,6 +3,8 @@
 //! and dropped again), and the real application on a free port. The server's
 //! integration tests and the command line's tests both start servers this way.
 
+pub mod mail_sink;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

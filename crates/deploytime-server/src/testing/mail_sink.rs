@@ -5,6 +5,9 @@
 //! a sink works under any test runtime. It has no way to stop: a sink listens
 //! until the test binary exits.
 
+// Test support: a failure here is a failed test, said as plainly as possible.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
@@ -33,6 +36,20 @@ impl Mail {
     }
 
     /// The decoded `Subject`; panics if there is none.
+    /// The token of the approval link in the mail's body.
+    pub fn approval_token(&self) -> String {
+        let body = self.body_text();
+        let marker = "/approval?token=";
+        let start = body
+            .find(marker)
+            .unwrap_or_else(|| panic!("no approval link in the mail:\n{body}"))
+            + marker.len();
+        body[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect()
+    }
+
     pub fn subject(&self) -> String {
         self.header("Subject")
             .unwrap_or_else(|| panic!("the mail has no Subject:\n{}", self.data))
@@ -133,6 +150,15 @@ impl MailSink {
                 )
             }
         }
+    }
+
+    /// [`MailSink::wait_for`] for tests outside an async runtime.
+    pub fn wait_for_blocking(&self, count: usize, timeout: Duration) -> Vec<Mail> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime to wait in")
+            .block_on(self.wait_for(count, timeout))
     }
 
     /// While on, the sink answers `MAIL FROM` (and the end of `DATA`) with
