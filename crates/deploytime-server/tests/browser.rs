@@ -444,3 +444,103 @@ async fn a_person_signs_in_with_a_read_token_and_out_again() {
     client.close().await.unwrap();
     server.stop().await.unwrap();
 }
+
+/// An approver opens the link of the mail that arrived, reads the release,
+/// writes a comment and approves it. The page runs no script at all (its
+/// Content-Security-Policy allows none), so it works without JavaScript.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_approves_from_the_mails_link() {
+    use deploytime_server::testing::mail_sink::MailSink;
+
+    let database = TestDatabase::create(Backend::Sqlite).unwrap();
+    let sink = MailSink::start();
+    let mut settings = settings(&database.url);
+    settings.gate.approvers_file = Some(
+        deploytime_core::release::StaticApprovers::parse(
+            br#"{"Devx": [{"email": "ana@example.com", "name": "Ana"}]}"#,
+        )
+        .unwrap(),
+    );
+    settings.gate.smtp_url = Some(Secret::new(sink.url()));
+    let server = RunningServer::start(&settings).unwrap();
+    let registered = reqwest::Client::new()
+        .post(format!("{}/api/v1/releases", server.url))
+        .json(
+            &json!({"release_name": "Desafio-CD", "release_id": "386", "team_project": "Devx",
+                      "version": "1.4.2"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let mails = sink.wait_for(1, Duration::from_secs(20)).await;
+    let body = mails[0].body_text();
+    let link = body
+        .split_whitespace()
+        .find(|word| word.contains("/approval?token="))
+        .unwrap()
+        .to_owned();
+    assert!(link.starts_with(&server.url), "{link}");
+
+    let driver = chromedriver();
+    let client = browser(&driver).await;
+    client.goto(&link).await.unwrap();
+    let facts = client
+        .find(Locator::Css("dl.facts"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(facts.contains("Desafio-CD (#386)"), "{facts}");
+    assert!(facts.contains("1.4.2"), "{facts}");
+    assert!(facts.contains("Ana <ana@example.com>"), "{facts}");
+    let scripts = client.find_all(Locator::Css("script")).await.unwrap();
+    assert!(scripts.is_empty(), "the page needs no script");
+    check_page_is_clean(&client, &server.url).await;
+    screenshot(&client, "approval").await;
+    assert_eq!(
+        api(&server.url, "/api/v1/releases/Devx/386").await["state"],
+        "pending",
+        "opening the link decides nothing"
+    );
+
+    client
+        .find(Locator::Css("#comment"))
+        .await
+        .unwrap()
+        .send_keys("ship it")
+        .await
+        .unwrap();
+    let approve = client
+        .find(Locator::Css(r#"button[value="approve"]"#))
+        .await
+        .unwrap();
+    navigating(&client, || async { approve.click().await.unwrap() }).await;
+    let said = client
+        .find(Locator::Css(".done"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(said.contains("now approved"), "{said}");
+    screenshot(&client, "approval-done").await;
+    let release = api(&server.url, "/api/v1/releases/Devx/386").await;
+    assert_eq!(release["state"], "approved");
+    assert_eq!(release["approvers"][0]["comment"], "ship it");
+
+    // Back to the link: it is spent, and says so.
+    client.goto(&link).await.unwrap();
+    let heading = client
+        .find(Locator::Css("main h2"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(heading, "This link has already been used");
+
+    client.close().await.unwrap();
+    server.stop().await.unwrap();
+}

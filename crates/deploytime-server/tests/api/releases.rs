@@ -838,7 +838,82 @@ async fn link_tokens_never_reach_the_logs() {
     );
 }
 
+fn table_cells(page: &scraper::Html, table: &str) -> Vec<Vec<String>> {
+    let rows = scraper::Selector::parse(&format!("{table} tbody tr")).unwrap();
+    let cell = scraper::Selector::parse("th, td").unwrap();
+    page.select(&rows)
+        .map(|row| {
+            row.select(&cell)
+                .map(|c| {
+                    c.text()
+                        .collect::<String>()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect()
+        })
+        .collect()
+}
+
+async fn the_dashboard_shows_who_a_release_waits_on_and_the_decisions(backend: Backend) {
+    let source = ApproverSource::start();
+    source.answer_for(
+        "/approvers/Devx/p1",
+        200,
+        &approvers(&["a@example.com", "b@example.com"]),
+    );
+    source.answer_for("/approvers/Devx/d1", 200, &approvers(&["a@example.com"]));
+    let sink = MailSink::start();
+    let app = spawn(backend, &source, sink.url()).await;
+    created(&app, release("p1", json!({"release_name": "Waiting-One"}))).await;
+    created(&app, release("d1", json!({"release_name": "Done-One"}))).await;
+    let mails = sink.wait_for(3, MAIL_WAIT).await;
+    let for_p1 = mails
+        .iter()
+        .find(|m| m.subject().contains("#p1") && m.to == ["a@example.com"])
+        .unwrap();
+    let for_d1 = mails.iter().find(|m| m.subject().contains("#d1")).unwrap();
+    assert_eq!(
+        decide_json(&app, &token_in(for_p1), "approve")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        decide_json(&app, &token_in(for_d1), "reject")
+            .await
+            .status(),
+        200
+    );
+
+    let response = app.get("/releases").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    let page = scraper::Html::parse_document(&response.text().await.unwrap());
+    let waiting = table_cells(&page, "#waiting-table");
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0][0], "Waiting-One");
+    assert_eq!(waiting[0][1], "Devx/p1");
+    assert_eq!(waiting[0][4], "1 of 2");
+    assert_eq!(waiting[0][5], "b@example.com", "only who has not answered");
+    let decided = table_cells(&page, "#decided-table");
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    assert_eq!(decided[0][0], "Done-One");
+    assert_eq!(decided[0][2], "rejected");
+    assert_eq!(decided[0][4], "a@example.com (reject)");
+    // The navigation leads there from every page.
+    let overview = app.get("/").await.text().await.unwrap();
+    assert!(overview.contains(r#"href="/releases""#));
+}
+
 backend_tests!(
+    the_dashboard_shows_who_a_release_waits_on_and_the_decisions,
     whole_flow_from_the_original_contract,
     quorum_of_two_among_three,
     one_rejection_rejects,

@@ -29,8 +29,8 @@ pub(crate) use gate_outbox::{
     mail_failed, mail_sent, next_due, prepare_mail, queued, release_of, skip,
 };
 pub(crate) use releases::{
-    Decided, Decision, Registered, ReleaseFilter, audit_of, count_by_state, decide, expire_due,
-    find_release, link_target, list_releases, register,
+    AskedRelease, Decided, Decision, Registered, ReleaseFilter, audit_of, count_by_state, decide,
+    expire_due, find_release, link_target, list_releases, register,
 };
 pub(crate) use stats::{latest_anchor, stats_samples, stats_targets};
 

@@ -8,6 +8,7 @@ mod charts;
 mod filters;
 mod frame;
 mod overview;
+mod releases;
 mod session;
 mod views;
 
@@ -17,6 +18,7 @@ use actix_web::web;
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(overview::overview))
         .route("/component", web::get().to(views::component))
+        .route("/releases", web::get().to(releases::releases))
         .route("/deployments/{id}", web::get().to(views::deployment))
         .route("/sign-in", web::get().to(session::sign_in_form))
         .route("/sign-in", web::post().to(session::sign_in))
