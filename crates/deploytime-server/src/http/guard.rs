@@ -75,8 +75,9 @@ pub(crate) async fn require_read<B: MessageBody>(
     guard(req, next, Role::Read).await
 }
 
-/// Middleware of `/api/v1/events`: `ingest` to record, `read` to list.
-pub(crate) async fn require_events_access<B: MessageBody>(
+/// Middleware of the resources a pipeline writes to: `ingest` to `POST` (an
+/// event, a release), `read` for the rest (to list them).
+pub(crate) async fn require_ingest_to_post<B: MessageBody>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
@@ -96,20 +97,6 @@ pub(crate) async fn require_deployment_access<B: MessageBody>(
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let needed = if req.method() == Method::DELETE || req.method() == Method::PATCH {
         Role::Admin
-    } else {
-        Role::Read
-    };
-    guard(req, next, needed).await
-}
-
-/// Middleware of `/api/v1/releases` (and `/release`): `ingest` to register a
-/// release, `read` to list them.
-pub(crate) async fn require_release_access<B: MessageBody>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let needed = if req.method() == Method::POST {
-        Role::Ingest
     } else {
         Role::Read
     };

@@ -230,3 +230,23 @@ pub fn at(seconds: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::seconds(seconds))
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
+
+/// The text of each cell of each body row of a page's `table` (a CSS
+/// selector), with runs of white space made one space.
+pub fn cells(page: &scraper::Html, table: &str) -> Vec<Vec<String>> {
+    let rows = scraper::Selector::parse(&format!("{table} tbody tr")).unwrap();
+    let cell = scraper::Selector::parse("th, td").unwrap();
+    page.select(&rows)
+        .map(|row| {
+            row.select(&cell)
+                .map(|c| {
+                    c.text()
+                        .collect::<String>()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect()
+        })
+        .collect()
+}

@@ -8,7 +8,7 @@ use scraper::{Html, Selector};
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, TestDatabase, at};
+use crate::helpers::{Backend, TestApp, TestDatabase, at, cells};
 
 async fn html(app: &TestApp, path: &str) -> (StatusCode, Html, reqwest::header::HeaderMap) {
     let response = app.get(path).await;
@@ -16,24 +16,6 @@ async fn html(app: &TestApp, path: &str) -> (StatusCode, Html, reqwest::header::
     let headers = response.headers().clone();
     let text = response.text().await.unwrap();
     (status, Html::parse_document(&text), headers)
-}
-
-fn cells(page: &Html, table: &str) -> Vec<Vec<String>> {
-    let rows = Selector::parse(&format!("{table} tbody tr")).unwrap();
-    let cell = Selector::parse("th, td").unwrap();
-    page.select(&rows)
-        .map(|row| {
-            row.select(&cell)
-                .map(|c| {
-                    c.text()
-                        .collect::<String>()
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .collect()
-        })
-        .collect()
 }
 
 async fn deploy(

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::approver_source::ApproverSource;
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, expect_problem};
+use crate::helpers::{Backend, TestApp, cells, expect_problem};
 use deploytime_server::testing::mail_sink::{Mail, MailSink};
 
 /// Long enough for a mail to go out on a busy CI machine.
@@ -838,24 +838,6 @@ async fn link_tokens_never_reach_the_logs() {
     );
 }
 
-fn table_cells(page: &scraper::Html, table: &str) -> Vec<Vec<String>> {
-    let rows = scraper::Selector::parse(&format!("{table} tbody tr")).unwrap();
-    let cell = scraper::Selector::parse("th, td").unwrap();
-    page.select(&rows)
-        .map(|row| {
-            row.select(&cell)
-                .map(|c| {
-                    c.text()
-                        .collect::<String>()
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .collect()
-        })
-        .collect()
-}
-
 async fn the_dashboard_shows_who_a_release_waits_on_and_the_decisions(backend: Backend) {
     let source = ApproverSource::start();
     source.answer_for(
@@ -896,13 +878,13 @@ async fn the_dashboard_shows_who_a_release_waits_on_and_the_decisions(backend: B
             .contains("default-src 'none'")
     );
     let page = scraper::Html::parse_document(&response.text().await.unwrap());
-    let waiting = table_cells(&page, "#waiting-table");
+    let waiting = cells(&page, "#waiting-table");
     assert_eq!(waiting.len(), 1, "{waiting:?}");
     assert_eq!(waiting[0][0], "Waiting-One");
     assert_eq!(waiting[0][1], "Devx/p1");
     assert_eq!(waiting[0][4], "1 of 2");
     assert_eq!(waiting[0][5], "b@example.com", "only who has not answered");
-    let decided = table_cells(&page, "#decided-table");
+    let decided = cells(&page, "#decided-table");
     assert_eq!(decided.len(), 1, "{decided:?}");
     assert_eq!(decided[0][0], "Done-One");
     assert_eq!(decided[0][2], "rejected");

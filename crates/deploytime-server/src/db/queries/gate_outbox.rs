@@ -326,6 +326,18 @@ pub(crate) fn approvers_failed(
     })
 }
 
+/// Shows why a pending release still waits (a closed one keeps its own).
+fn show_reason(conn: &mut DbConnection, release_seq: i64, reason: &str) -> QueryResult<()> {
+    diesel::update(
+        releases::table
+            .filter(releases::seq.eq(release_seq))
+            .filter(releases::state.eq(ReleaseState::Pending.as_str())),
+    )
+    .set(releases::reason.eq(reason))
+    .execute(conn)
+    .map(|_| ())
+}
+
 /// The source could not be asked now: the release stays pending with the
 /// reason shown, and the fetch is tried again at `next_at`.
 pub(crate) fn approvers_unavailable(
@@ -341,13 +353,7 @@ pub(crate) fn approvers_unavailable(
             item.attempts,
             format_rfc3339(next_at)
         );
-        diesel::update(
-            releases::table
-                .filter(releases::seq.eq(item.release_seq))
-                .filter(releases::state.eq(ReleaseState::Pending.as_str())),
-        )
-        .set(releases::reason.eq(&reason))
-        .execute(conn)?;
+        show_reason(conn, item.release_seq, &reason)?;
         // The first failure and every tenth after it: the audit says the
         // source was down without growing by one entry per retry.
         if item.attempts % 10 == 1 {
@@ -466,13 +472,7 @@ pub(crate) fn mail_failed(
             item.attempts,
             format_rfc3339(next_at)
         );
-        diesel::update(
-            releases::table
-                .filter(releases::seq.eq(item.release_seq))
-                .filter(releases::state.eq(ReleaseState::Pending.as_str())),
-        )
-        .set(releases::reason.eq(&reason))
-        .execute(conn)?;
+        show_reason(conn, item.release_seq, &reason)?;
         if item.attempts % 10 == 1 {
             audit(
                 conn,

@@ -19,9 +19,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::HttpSettings;
 use super::error::ApiError;
-use super::guard::{
-    require_deployment_access, require_events_access, require_read, require_release_access,
-};
+use super::guard::{require_deployment_access, require_ingest_to_post, require_read};
 
 /// Every route of the API, with JSON-shaped errors for the cases actix answers
 /// by itself (unknown path, wrong method, unparseable query or path).
@@ -51,7 +49,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, settings: &HttpSettings) {
     )
     .service(
         web::resource("/release")
-            .wrap(from_fn(require_release_access))
+            .wrap(from_fn(require_ingest_to_post))
             .route(web::post().to(releases::create_release))
             .default_service(method_not_allowed("POST")),
     )
@@ -64,7 +62,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, settings: &HttpSettings) {
             )
             .service(
                 web::resource("/events")
-                    .wrap(from_fn(require_events_access))
+                    .wrap(from_fn(require_ingest_to_post))
                     .route(web::post().to(events::store_event))
                     .route(web::get().to(events::list_events))
                     .default_service(method_not_allowed("GET, POST")),
@@ -91,7 +89,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, settings: &HttpSettings) {
             )
             .service(
                 web::resource("/releases")
-                    .wrap(from_fn(require_release_access))
+                    .wrap(from_fn(require_ingest_to_post))
                     .route(web::post().to(releases::create_release))
                     .route(web::get().to(releases::list_releases))
                     .default_service(method_not_allowed("GET, POST")),
