@@ -294,6 +294,48 @@ async fn a_release_expires(backend: Backend) {
     assert_eq!(pending["items"].as_array().unwrap().len(), 0);
 }
 
+async fn who_has_not_answered_is_reminded_once_before_expiry(backend: Backend) {
+    let source = ApproverSource::start();
+    source.answer(200, &approvers(&["a@example.com", "b@example.com"]));
+    let sink = MailSink::start();
+    let app = TestApp::spawn_with(backend, |s| {
+        gate(s, &source, sink.url());
+        s.gate.policy.remind_before = Duration::from_secs(4);
+    })
+    .await;
+    created(&app, release("rm1", json!({"expires_in": 8}))).await;
+    let first = sink.wait_for(2, MAIL_WAIT).await;
+    assert_eq!(
+        decide_json(&app, &token_in(mail_to(&first, "a@example.com")), "approve")
+            .await
+            .status(),
+        200
+    );
+    // The reminder is due 4 s before the expiry, 4 s after the request.
+    let mails = sink.wait_for(3, MAIL_WAIT).await;
+    let reminder = &mails[2];
+    assert_eq!(reminder.to, ["b@example.com"], "only who has not answered");
+    assert!(
+        reminder.subject().starts_with("Reminder: "),
+        "{}",
+        reminder.subject()
+    );
+    // Its link works like the first one.
+    let token = token_in(reminder);
+    assert_ne!(token, token_in(mail_to(&first, "b@example.com")));
+    assert_eq!(
+        app.get(&format!("/approval?token={token}")).await.status(),
+        200
+    );
+    until_state(&app, "rm1", "expired").await;
+    assert_eq!(sink.mails().len(), 3, "one reminder, and none after expiry");
+    assert!(
+        audit_events(&app, "rm1")
+            .await
+            .contains(&"reminder-sent".to_owned())
+    );
+}
+
 async fn the_requester_cannot_approve_their_own_release(backend: Backend) {
     let source = ApproverSource::start();
     source.answer(200, &approvers(&["ana@example.com", "bo@example.com"]));
@@ -895,6 +937,7 @@ async fn the_dashboard_shows_who_a_release_waits_on_and_the_decisions(backend: B
 }
 
 backend_tests!(
+    who_has_not_answered_is_reminded_once_before_expiry,
     the_dashboard_shows_who_a_release_waits_on_and_the_decisions,
     whole_flow_from_the_original_contract,
     quorum_of_two_among_three,

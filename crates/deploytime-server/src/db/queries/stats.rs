@@ -66,17 +66,22 @@ pub(crate) fn stats_targets(
     query
         .load::<TargetRow>(conn)?
         .into_iter()
-        .map(|TargetRow { component, environment }| {
-            let unreadable = |e: String| {
-                diesel::result::Error::DeserializationError(
-                    format!("a stored name is unreadable: {e}").into(),
-                )
-            };
-            Ok((
-                Component::try_from(component).map_err(unreadable)?,
-                Environment::try_from(environment).map_err(unreadable)?,
-            ))
-        })
+        .map(
+            |TargetRow {
+                 component,
+                 environment,
+             }| {
+                let unreadable = |e: String| {
+                    diesel::result::Error::DeserializationError(
+                        format!("a stored name is unreadable: {e}").into(),
+                    )
+                };
+                Ok((
+                    Component::try_from(component).map_err(unreadable)?,
+                    Environment::try_from(environment).map_err(unreadable)?,
+                ))
+            },
+        )
         .collect()
 }
 
