@@ -181,6 +181,45 @@ impl Database {
         self.run(self.write_turn.clone(), work).await
     }
 
+    /// Runs read-only work of the server's own (the release gate's worker),
+    /// outside the bound on requests' database work: a request is never
+    /// refused because the worker is busy. The worker's work is bounded by
+    /// the worker itself.
+    pub async fn background_read<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_unbounded(None, work).await
+    }
+
+    /// Writing work of the server's own, as [`Database::background_read`],
+    /// taking turns with other writers on SQLite.
+    pub async fn background_write<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_unbounded(self.write_turn.clone(), work).await
+    }
+
+    async fn run_unbounded<T, F>(&self, turn: Option<Arc<Mutex<()>>>, work: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn
+                .as_ref()
+                .map(|t| t.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+            let mut conn = pool.get()?;
+            Ok(work(&mut conn)?)
+        })
+        .await
+        .map_err(|_| DbError::WorkerGone)?
+    }
+
     /// Admits one database call: a slot among `max_in_flight` (refused at once
     /// when none is left), to be held until the work ends, and the flag that
     /// tells the work its caller has gone, set when the returned guard drops

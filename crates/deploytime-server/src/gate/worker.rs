@@ -81,7 +81,7 @@ impl Worker {
         let now = Utc::now();
         match self
             .db
-            .write(move |conn| queries::expire_due(conn, now))
+            .background_write(move |conn| queries::expire_due(conn, now))
             .await
         {
             Ok(0) => {}
@@ -90,7 +90,7 @@ impl Worker {
         }
         let items = match self
             .db
-            .write(move |conn| queries::claim_due(conn, now, LEASE, BATCH))
+            .background_write(move |conn| queries::claim_due(conn, now, LEASE, BATCH))
             .await
         {
             Ok(items) => items,
@@ -112,7 +112,7 @@ impl Worker {
         if full {
             return Duration::ZERO;
         }
-        match self.db.read(queries::next_due).await {
+        match self.db.background_read(queries::next_due).await {
             Ok(Some(at)) => (at - Utc::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
@@ -160,14 +160,14 @@ impl Worker {
         let claimed = item.clone();
         let release = self
             .db
-            .read(move |conn| queries::release_of(conn, &claimed))
+            .background_read(move |conn| queries::release_of(conn, &claimed))
             .await?;
         let now = Utc::now();
         if release.state_at(now) != ReleaseState::Pending {
             let claimed = item.clone();
             return self
                 .db
-                .write(move |conn| queries::skip(conn, &claimed, now))
+                .background_write(move |conn| queries::skip(conn, &claimed, now))
                 .await;
         }
         let key = &release.request.key;
@@ -204,7 +204,7 @@ impl Worker {
                 let policy = *self.gate.policy();
                 let state = self
                     .db
-                    .write(move |conn| {
+                    .background_write(move |conn| {
                         queries::approvers_found(conn, &claimed, &approvers, origin, &policy, now)
                     })
                     .await?;
@@ -214,14 +214,16 @@ impl Worker {
             Answer::Refused(reason) => {
                 tracing::warn!(release = %key, %reason, "no approver can be found: the release fails");
                 self.db
-                    .write(move |conn| queries::approvers_failed(conn, &claimed, &reason, now))
+                    .background_write(move |conn| {
+                        queries::approvers_failed(conn, &claimed, &reason, now)
+                    })
                     .await?;
             }
             Answer::Unavailable(error) => {
                 let next_at = now + self.retry_after(item.attempts);
                 tracing::warn!(release = %key, %error, attempt = item.attempts, "the approver source is unavailable; trying again later");
                 self.db
-                    .write(move |conn| {
+                    .background_write(move |conn| {
                         queries::approvers_unavailable(conn, &claimed, &error, next_at, now)
                     })
                     .await?;
@@ -248,7 +250,7 @@ impl Worker {
         let claimed = item.clone();
         let Some(job) = self
             .db
-            .write(move |conn| queries::prepare_mail(conn, &claimed, &digest, now))
+            .background_write(move |conn| queries::prepare_mail(conn, &claimed, &digest, now))
             .await?
         else {
             return Ok(());
@@ -268,7 +270,7 @@ impl Worker {
                     .inc();
                 tracing::info!(release = %job.release.request.key, approver = %job.approver.email, kind, "approval mail sent");
                 self.db
-                    .write(move |conn| queries::mail_sent(conn, &claimed, &job, now))
+                    .background_write(move |conn| queries::mail_sent(conn, &claimed, &job, now))
                     .await
             }
             Err(error) => {
@@ -280,7 +282,7 @@ impl Worker {
                 let next_at = now + self.retry_after(item.attempts);
                 tracing::warn!(release = %job.release.request.key, approver = %job.approver.email, %error, attempt = item.attempts, "approval mail not sent; trying again later");
                 self.db
-                    .write(move |conn| {
+                    .background_write(move |conn| {
                         queries::mail_failed(conn, &claimed, &job, &error, next_at, now)
                     })
                     .await
