@@ -326,6 +326,26 @@ pub(crate) fn approvers_failed(
     })
 }
 
+/// An attempt failed: the release shows why it still waits, the audit records
+/// the first failure and every tenth after it (it says the dependency was down
+/// without growing by one entry per retry), and the item is tried again at
+/// `next_at`.
+fn postpone(
+    conn: &mut DbConnection,
+    item: &OutboxItem,
+    event: &str,
+    reason: &str,
+    error: &str,
+    next_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    show_reason(conn, item.release_seq, reason)?;
+    if item.attempts % 10 == 1 {
+        audit(conn, item.release_seq, now, event, "server", None, reason)?;
+    }
+    retry_at(conn, item, error, next_at)
+}
+
 /// Shows why a pending release still waits (a closed one keeps its own).
 fn show_reason(conn: &mut DbConnection, release_seq: i64, reason: &str) -> QueryResult<()> {
     diesel::update(
@@ -353,21 +373,15 @@ pub(crate) fn approvers_unavailable(
             item.attempts,
             format_rfc3339(next_at)
         );
-        show_reason(conn, item.release_seq, &reason)?;
-        // The first failure and every tenth after it: the audit says the
-        // source was down without growing by one entry per retry.
-        if item.attempts % 10 == 1 {
-            audit(
-                conn,
-                item.release_seq,
-                now,
-                "approvers-unavailable",
-                "server",
-                None,
-                &reason,
-            )?;
-        }
-        retry_at(conn, item, error, next_at)
+        postpone(
+            conn,
+            item,
+            "approvers-unavailable",
+            &reason,
+            error,
+            next_at,
+            now,
+        )
     })
 }
 
@@ -472,23 +486,6 @@ pub(crate) fn mail_failed(
             item.attempts,
             format_rfc3339(next_at)
         );
-        show_reason(conn, item.release_seq, &reason)?;
-        if item.attempts % 10 == 1 {
-            audit(
-                conn,
-                item.release_seq,
-                now,
-                "mail-failed",
-                "server",
-                None,
-                &format!(
-                    "to {}: {error} (attempt {}, next at {})",
-                    job.approver.email,
-                    item.attempts,
-                    format_rfc3339(next_at)
-                ),
-            )?;
-        }
-        retry_at(conn, item, error, next_at)
+        postpone(conn, item, "mail-failed", &reason, error, next_at, now)
     })
 }
