@@ -84,18 +84,11 @@ pub(super) async fn ask(client: &reqwest::Client, url: &str, timeout: Duration) 
     }
 }
 
-/// reqwest's message without the URL it adds (the URL is in the settings;
-/// the audit need not repeat it with every failure).
+/// reqwest's message with its causes (anyhow's alternate form joins them),
+/// without the URL it adds (the URL is in the settings; the audit need not
+/// repeat it with every failure).
 fn without_url(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    format!("{:#}", anyhow::Error::new(error.without_url()))
 }
 
 #[cfg(test)]
