@@ -49,6 +49,8 @@ fn event(
         deployment_id,
         timestamp: Some(truncate_to_micros(Utc::now())),
         attributes,
+        commits: Vec::new(),
+        rollback: false,
     }
 }
 

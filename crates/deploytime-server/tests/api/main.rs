@@ -20,6 +20,7 @@ mod errors;
 mod group_commit;
 mod harness;
 mod idempotency;
+mod lead_time;
 mod observability;
 mod outage;
 mod pages;
