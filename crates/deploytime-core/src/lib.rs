@@ -11,6 +11,7 @@
 //! * [`access`]: roles, scopes and who may record an event.
 //! * [`release`]: the release gate: requests, approvers, quorum, expiry.
 //! * [`correction`]: an operator's correction of a recorded deployment.
+//! * [`incident`]: incidents, their validation and the incident-based time to restore.
 //! * [`stats`]: duration statistics and DORA figures; [`dora`]: their levels.
 //! * [`wire`]: the API's request and response bodies, shared by every client.
 //! * [`time`]: the one timestamp representation shared by the API and the stores
@@ -22,6 +23,7 @@ pub mod deployment;
 pub mod dora;
 pub mod event;
 pub mod export;
+pub mod incident;
 pub mod names;
 pub mod pairing;
 pub mod release;

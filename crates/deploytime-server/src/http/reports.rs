@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use deploytime_core::stats::{self, GroupBy, Series, StatsRequest};
 use deploytime_core::time::{format_rfc3339, from_micros, to_micros};
-use deploytime_core::wire::{StatsResponse, Window};
+use deploytime_core::wire::{StatsDefinitions, StatsResponse, Window};
 use deploytime_core::{AbandonCutoff, Component, Environment, FieldError, ValidationErrors};
 
 use super::error::ApiError;
@@ -119,7 +119,14 @@ pub(crate) async fn statistics(
         until: window.1,
         daily_in: ask.daily_in,
     };
-    let groups = stats::compute(&series, &request);
+    let incidents = {
+        let (component, environments) = (ask.component.clone(), ask.environments.clone());
+        db.read(move |conn| {
+            queries::incident_samples(conn, component.as_ref(), &environments, window)
+        })
+        .await?
+    };
+    let groups = stats::with_incidents(stats::compute(&series, &request), &incidents, &request);
     let hint = if groups.iter().all(|group| group.deployments == 0) {
         let (component, environments) = (ask.component.clone(), ask.environments.clone());
         let latest = db
@@ -142,6 +149,7 @@ pub(crate) async fn statistics(
         group_by: ask.group_by,
         groups,
         hint,
+        definitions: StatsDefinitions::default(),
     };
     Ok((response, series))
 }

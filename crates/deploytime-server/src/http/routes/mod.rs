@@ -6,6 +6,7 @@ pub(super) mod csv_export;
 pub(super) mod deployments;
 pub(super) mod events;
 pub(super) mod health;
+pub(super) mod incidents;
 pub(super) mod openapi;
 pub(super) mod params;
 mod query_schemas;
@@ -19,7 +20,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::HttpSettings;
 use super::error::ApiError;
-use super::guard::{require_deployment_access, require_ingest_to_post, require_read};
+use super::guard::{
+    require_deployment_access, require_ingest_to_post, require_ingest_to_write, require_read,
+};
 
 /// Every route of the API, with JSON-shaped errors for the cases actix answers
 /// by itself (unknown path, wrong method, unparseable query or path).
@@ -80,6 +83,20 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, settings: &HttpSettings) {
                     .route(web::patch().to(deployments::correct_deployment))
                     .route(web::delete().to(deployments::delete_deployment))
                     .default_service(method_not_allowed("GET, PATCH, DELETE")),
+            )
+            .service(
+                web::resource("/incidents")
+                    .wrap(from_fn(require_ingest_to_write))
+                    .route(web::post().to(incidents::open_incident))
+                    .route(web::get().to(incidents::list_incidents))
+                    .default_service(method_not_allowed("GET, POST")),
+            )
+            .service(
+                web::resource("/incidents/{id}")
+                    .wrap(from_fn(require_ingest_to_write))
+                    .route(web::get().to(incidents::get_incident))
+                    .route(web::patch().to(incidents::change_incident))
+                    .default_service(method_not_allowed("GET, PATCH")),
             )
             .service(
                 web::resource("/stats")

@@ -8,7 +8,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{deployments, events, health, releases, stats};
+use super::{deployments, events, health, incidents, releases, stats};
 
 struct BearerAuth;
 
@@ -39,6 +39,10 @@ impl Modify for BearerAuth {
         deployments::delete_deployment,
         stats::get_stats,
         stats::list_components,
+        incidents::open_incident,
+        incidents::list_incidents,
+        incidents::get_incident,
+        incidents::change_incident,
         releases::create_release,
         releases::list_releases,
         releases::get_release,
@@ -86,6 +90,8 @@ mod tests {
             "/api/v1/deployments/{id}",
             "/api/v1/stats",
             "/api/v1/components",
+            "/api/v1/incidents",
+            "/api/v1/incidents/{id}",
             "/api/v1/openapi.json",
             "/healthz",
             "/readyz",
