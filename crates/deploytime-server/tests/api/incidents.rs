@@ -636,7 +636,7 @@ async fn listing_by_pages(backend: Backend) {
 
 /// (component, environment, start, restored after seconds): the incidents the
 /// statistics test sends.
-const INCIDENT_PLAN: [(&str, &str, &str, Option<i64>); 8] = [
+const INCIDENT_PLAN: [(&str, &str, &str, Option<i64>); 15] = [
     ("api", "production", "2026-10-02T10:00:00Z", Some(1_800)),
     ("api", "production", "2026-10-03T10:00:00Z", Some(90)),
     ("api", "staging", "2026-10-04T10:00:00Z", Some(7_200)),
@@ -648,6 +648,14 @@ const INCIDENT_PLAN: [(&str, &str, &str, Option<i64>); 8] = [
     ("db", "production", "2026-10-03T00:00:00Z", Some(86_400 * 2)),
     // Resolved after the window ends: counted with its whole restore time.
     ("web", "production", "2026-10-10T23:00:00Z", Some(7_200)),
+    // Enough restored incidents of api that p90 and p95 are different ranks.
+    ("api", "production", "2026-10-07T10:00:00Z", Some(10)),
+    ("api", "production", "2026-10-07T11:00:00Z", Some(70)),
+    ("api", "production", "2026-10-07T12:00:00Z", Some(20)),
+    ("api", "production", "2026-10-08T10:00:00Z", Some(60)),
+    ("api", "production", "2026-10-08T11:00:00Z", Some(30)),
+    ("api", "production", "2026-10-09T10:00:00Z", Some(50)),
+    ("api", "production", "2026-10-09T11:00:00Z", Some(40)),
 ];
 const WINDOW: &str = "since=2026-10-01T00:00:00Z&until=2026-10-11T00:00:00Z";
 
@@ -719,6 +727,24 @@ fn expected_figures(keep: impl Fn(&str, &str) -> bool) -> Value {
     })
 }
 
+/// Counts, percentiles and level exactly; the mean, a quotient, to within
+/// 1e-9 s of the one computed here.
+fn assert_figures(actual: &Value, expected: &Value, context: &str) {
+    let without_mean = |v: &Value| {
+        let mut v = v.clone();
+        v.as_object_mut()
+            .unwrap()
+            .remove("mean_time_to_restore_seconds");
+        v
+    };
+    assert_eq!(without_mean(actual), without_mean(expected), "{context}");
+    let mean = |v: &Value| v["mean_time_to_restore_seconds"].as_f64();
+    match (mean(actual), mean(expected)) {
+        (Some(a), Some(e)) => assert!((a - e).abs() < 1e-9, "{context}: {a} != {e}"),
+        (a, e) => assert_eq!(a, e, "{context}"),
+    }
+}
+
 async fn incident_figures(backend: Backend) -> Vec<Value> {
     let app = TestApp::spawn(backend).await;
     seed_for_stats(&app).await;
@@ -763,21 +789,33 @@ async fn stats_report_incident_restore_times(backend: Backend) {
         .collect();
     assert_eq!(names, ["api", "db", "web"]);
     let api = &groups[0];
-    assert_eq!(api["incidents"], expected_figures(|c, _| c == "api"));
+    assert_figures(
+        &api["incidents"],
+        &expected_figures(|c, _| c == "api"),
+        "api",
+    );
     assert_eq!(
-        api["incidents"]["count"], 5,
+        api["incidents"]["count"], 12,
         "the one before the window is left out"
     );
+    assert_eq!(api["incidents"]["resolved"], 11);
+    // Of 10, 20, 30, 40, 50, 60, 70, 90, 600, 1800 and 7200 s: ranks 6 and 10.
+    assert_eq!(api["incidents"]["median_time_to_restore_seconds"], 60.0);
+    assert_eq!(api["incidents"]["p90_time_to_restore_seconds"], 1_800.0);
     assert_eq!(api["incidents"]["unresolved"], 1);
     // Beside it, the failure-streak figure, unchanged.
     assert_eq!(api["mean_time_to_restore_seconds"], 1_800.0);
     let db = &groups[1];
     assert_eq!(db["deployments"], 0, "a group for incidents alone");
-    assert_eq!(db["incidents"], expected_figures(|c, _| c == "db"));
+    assert_figures(&db["incidents"], &expected_figures(|c, _| c == "db"), "db");
     assert_eq!(db["incidents"]["level"], "medium");
     let web = &groups[2];
     assert_eq!(web["deployments"], 1);
-    assert_eq!(web["incidents"], expected_figures(|c, _| c == "web"));
+    assert_figures(
+        &web["incidents"],
+        &expected_figures(|c, _| c == "web"),
+        "web",
+    );
 
     let pairs = answers[1]["groups"].as_array().unwrap();
     for group in pairs {
@@ -785,28 +823,29 @@ async fn stats_report_incident_restore_times(backend: Backend) {
             group["component"].as_str().unwrap(),
             group["environment"].as_str().unwrap(),
         );
-        assert_eq!(
-            group["incidents"],
-            expected_figures(|c, e| c == component && e == environment),
-            "{component} {environment}"
+        assert_figures(
+            &group["incidents"],
+            &expected_figures(|c, e| c == component && e == environment),
+            &format!("{component} {environment}"),
         );
     }
     assert_eq!(pairs.len(), 4, "api/production, api/staging, db, web");
     for group in answers[2]["groups"].as_array().unwrap() {
         let environment = group["environment"].as_str().unwrap();
-        assert_eq!(
-            group["incidents"],
-            expected_figures(|_, e| e == environment),
-            "{environment}"
+        assert_figures(
+            &group["incidents"],
+            &expected_figures(|_, e| e == environment),
+            environment,
         );
     }
     let all = &answers[3]["groups"][0];
-    assert_eq!(all["incidents"], expected_figures(|_, _| true));
+    assert_figures(&all["incidents"], &expected_figures(|_, _| true), "all");
     let filtered = &answers[4]["groups"];
     assert_eq!(filtered.as_array().unwrap().len(), 1);
-    assert_eq!(
-        filtered[0]["incidents"],
-        expected_figures(|c, e| c == "api" && e == "production")
+    assert_figures(
+        &filtered[0]["incidents"],
+        &expected_figures(|c, e| c == "api" && e == "production"),
+        "api in production",
     );
 }
 
