@@ -86,6 +86,7 @@ async fn open_and_resolve(backend: Backend) {
     assert_eq!(opened["resolved_at"], Value::Null);
     assert_eq!(opened["time_to_restore_seconds"], Value::Null);
     assert_eq!(app.get_json(&location).await, opened);
+    assert_eq!(open_gauge(&app).await, 1);
 
     // 1 h 2 min 3.5 s later.
     let resolved_at = "2026-10-01T09:02:03.5Z";
@@ -150,6 +151,17 @@ async fn open_and_resolve(backend: Backend) {
     assert_eq!(resolved["state"], "resolved");
     assert!(t(resolved["resolved_at"].as_str().unwrap()) >= started);
     assert_eq!(all_incidents(&app).await.len(), 2);
+    assert_eq!(open_gauge(&app).await, 0);
+}
+
+/// `deploytime_incidents_open` as `/metrics` shows it.
+async fn open_gauge(app: &TestApp) -> i64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("deploytime_incidents_open "))
+        .unwrap_or_else(|| panic!("no deploytime_incidents_open in {text}"))
+        .parse()
+        .unwrap()
 }
 
 async fn retries_and_conflicts(backend: Backend) {
@@ -321,6 +333,7 @@ async fn bad_input_is_refused_field_by_field(backend: Backend) {
         ),
         (json!({"resolved_at": future}), &["resolved_at"]),
         (json!({"resolved_at": "later"}), &["resolved_at"]),
+        (json!({"resolved_at": ""}), &["resolved_at"]),
         (json!({"resolved": false}), &["resolved"]),
         (json!({"resolved": "yes"}), &["resolved"]),
         (

@@ -332,3 +332,11 @@ pub(crate) fn incident_samples(
         )
         .collect())
 }
+
+/// How many incidents are open now, for the metrics.
+pub(crate) fn count_open_incidents(conn: &mut DbConnection) -> QueryResult<i64> {
+    incidents::table
+        .filter(incidents::resolved_at.is_null())
+        .count()
+        .get_result(conn)
+}

@@ -30,8 +30,8 @@ pub(crate) use gate_outbox::{
     mail_failed, mail_sent, next_due, prepare_mail, queued, release_of, skip,
 };
 pub(crate) use incidents::{
-    Changed, IncidentFilter, Opened, change_incident, find_incident, incident_samples,
-    list_incidents, open_incident,
+    Changed, IncidentFilter, Opened, change_incident, count_open_incidents, find_incident,
+    incident_samples, list_incidents, open_incident,
 };
 pub(crate) use releases::{
     AskedRelease, Decided, Decision, Registered, ReleaseFilter, audit_of, count_by_state, decide,

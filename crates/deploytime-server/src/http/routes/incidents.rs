@@ -11,7 +11,7 @@ use deploytime_core::time::truncate_to_micros;
 use deploytime_core::wire::{IncidentBody, IncidentChangeBody, IncidentView, Page, Problem};
 use serde::Deserialize;
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use uuid::Uuid;
 
 use super::body::{BodyFormat, body_format, read_body};
@@ -68,14 +68,14 @@ impl utoipa::PartialSchema for OpenBody {
 impl utoipa::ToSchema for OpenBody {}
 
 /// A change's body as the OpenAPI description states it: `resolved` is only
-/// ever `true`.
+/// ever `true` (or `null`, absent), and something is to change.
 pub(crate) struct ChangeBody;
 
 impl utoipa::PartialSchema for ChangeBody {
     fn schema() -> RefOr<Schema> {
         let schema = empty_allowed(
             <IncidentChangeBody as utoipa::PartialSchema>::schema(),
-            &["resolved_at", "cause_deployment_id"],
+            &["cause_deployment_id"],
         );
         let RefOr::T(Schema::Object(mut object)) = schema else {
             return schema;
@@ -83,8 +83,11 @@ impl utoipa::PartialSchema for ChangeBody {
         object.properties.insert(
             "resolved".into(),
             ObjectBuilder::new()
-                .schema_type(Type::Boolean)
-                .enum_values(Some([true]))
+                .schema_type(SchemaType::from_iter([Type::Boolean, Type::Null]))
+                .enum_values(Some([
+                    serde_json::Value::Bool(true),
+                    serde_json::Value::Null,
+                ]))
                 .description(Some(
                     "`true`: resolved now (an incident resolved already keeps its time)",
                 ))
