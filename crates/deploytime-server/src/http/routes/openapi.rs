@@ -115,7 +115,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("{path} has no parameter {name}"))["schema"]
                 .clone()
         };
-        for listing in ["/api/v1/deployments", "/api/v1/events"] {
+        for listing in ["/api/v1/deployments", "/api/v1/events", "/api/v1/incidents"] {
             let limit = parameter(listing, "limit");
             assert_eq!(limit["minimum"], 1, "{listing}: {limit}");
             assert_eq!(limit["maximum"], 1000, "{listing}: {limit}");
@@ -182,5 +182,27 @@ mod tests {
             .collect();
         accepted.sort();
         assert_eq!(described, accepted);
+    }
+
+    /// The incidents' bodies refuse what the server refuses: unknown fields,
+    /// a `resolved` other than `true`, an empty change.
+    #[test]
+    fn incident_bodies_are_described_as_strictly_as_they_are_read() {
+        let spec = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let body = |path: &str, method: &str| {
+            spec["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+                .clone()
+        };
+        let open = body("/api/v1/incidents", "post");
+        assert_eq!(open["additionalProperties"], false, "{open}");
+        assert_eq!(open["required"], serde_json::json!(["component"]), "{open}");
+        let change = body("/api/v1/incidents/{id}", "patch");
+        assert_eq!(change["additionalProperties"], false, "{change}");
+        assert_eq!(change["minProperties"], 1, "{change}");
+        assert_eq!(
+            change["properties"]["resolved"]["enum"],
+            serde_json::json!([true, null]),
+            "{change}"
+        );
     }
 }
