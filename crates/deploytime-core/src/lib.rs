@@ -12,6 +12,7 @@
 //! * [`release`]: the release gate: requests, approvers, quorum, expiry.
 //! * [`commits`]: the commits a deployment ships, and the lead time for changes.
 //! * [`correction`]: an operator's correction of a recorded deployment.
+//! * [`incident`]: incidents, their validation and the incident-based time to restore.
 //! * [`stats`]: duration statistics and DORA figures; [`dora`]: their levels.
 //! * [`wire`]: the API's request and response bodies, shared by every client.
 //! * [`time`]: the one timestamp representation shared by the API and the stores
@@ -24,6 +25,7 @@ pub mod deployment;
 pub mod dora;
 pub mod event;
 pub mod export;
+pub mod incident;
 pub mod names;
 pub mod pairing;
 pub mod release;

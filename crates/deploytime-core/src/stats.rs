@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::commits::{LeadTime, Shipped, lead_time};
 use crate::dora::Levels;
+use crate::incident::{IncidentSample, IncidentStats, restore_figures};
 use crate::state::ReportedState;
 use crate::time::{from_micros, micros_to_seconds};
 
@@ -102,7 +103,12 @@ pub struct Definitions {
     /// `failed` or `failed_or_rolled_back` (the `change_failure` parameter).
     pub change_failure: String,
     pub change_failure_rate: String,
+    /// Of each group's `mean_time_to_restore_seconds` (failure streaks).
     pub mean_time_to_restore_seconds: String,
+    /// Of each group's `incidents.mean_time_to_restore_seconds` (and its
+    /// median and p90).
+    #[serde(rename = "incidents.mean_time_to_restore_seconds")]
+    pub incidents_mean_time_to_restore_seconds: String,
     pub lead_time_seconds: String,
 }
 
@@ -111,7 +117,9 @@ impl Definitions {
         Definitions {
             change_failure: change_failure.as_str().to_owned(),
             change_failure_rate: change_failure.definition().to_owned(),
-            mean_time_to_restore_seconds: "failure streaks: per component and environment, from the finish of the first failed deployment of a run of failures to the finish of the next successful one; runs still failing are left out".to_owned(),
+            mean_time_to_restore_seconds: TIME_TO_RESTORE_DEFINITION.to_owned(),
+            incidents_mean_time_to_restore_seconds: crate::incident::TIME_TO_RESTORE_DEFINITION
+                .to_owned(),
             lead_time_seconds: "per commit shipped by a successful deployment anchored in the window: from the commit's time to that deployment's finish (a commit shipped again counts once, at its first successful finish); split into waiting_to_deploy (commit to start) and deploying (start to finish); level by the median".to_owned(),
         }
     }
@@ -299,6 +307,10 @@ pub struct GroupStats {
     pub levels: Levels,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub daily: Option<Vec<DayStats>>,
+    /// The incident-based time to restore, beside the failure-streak figure
+    /// ([`crate::incident::TIME_TO_RESTORE_DEFINITION`]); added by [`with_incidents`].
+    #[serde(default)]
+    pub incidents: IncidentStats,
 }
 
 /// Restore times, in microseconds, of the failure streaks in samples of one
@@ -581,6 +593,65 @@ fn counted_duration(sample: &Sample, success_only: bool) -> Option<i64> {
     if eligible { sample.duration_us } else { None }
 }
 
+/// The definition of `mean_time_to_restore_seconds`, as the statistics name it.
+pub const TIME_TO_RESTORE_DEFINITION: &str = "failure streaks: from the finish of the first failed deployment to the finish of the next successful one, per component and environment";
+
+/// Adds the incident figures to the groups [`compute`] made of the same
+/// request: each group gets those of the incidents of its key that started in
+/// the window. A key with incidents and no deployment in the window gets a
+/// group of its own (no deployment, its incident figures), so that an outage
+/// of a component that was not deployed is not left out; groups stay sorted.
+pub fn with_incidents<Tz: TimeZone>(
+    mut groups: Vec<GroupStats>,
+    incidents: &[IncidentSample],
+    request: &StatsRequest<Tz>,
+) -> Vec<GroupStats> {
+    let key = |incident: &IncidentSample| -> (Option<String>, Option<String>) {
+        let (c, e) = (
+            Some(incident.component.clone()),
+            Some(incident.environment.clone()),
+        );
+        match request.group_by {
+            GroupBy::Component => (c, None),
+            GroupBy::Environment => (None, e),
+            GroupBy::ComponentEnvironment => (c, e),
+            GroupBy::None => (None, None),
+        }
+    };
+    let mut by_key: BTreeMap<(Option<String>, Option<String>), Vec<&IncidentSample>> =
+        BTreeMap::new();
+    for incident in incidents
+        .iter()
+        .filter(|i| i.started_at >= request.since && i.started_at < request.until)
+    {
+        by_key.entry(key(incident)).or_default().push(incident);
+    }
+    for ((component, environment), members) in by_key {
+        let figures = restore_figures(members, request.since, request.until);
+        match groups
+            .iter_mut()
+            .find(|g| g.component == component && g.environment == environment)
+        {
+            Some(group) => group.incidents = figures,
+            None => {
+                // An empty group, as `compute` makes it, for this key.
+                let empty = StatsRequest {
+                    group_by: GroupBy::None,
+                    ..request.clone()
+                };
+                for mut group in compute(&[], &empty) {
+                    group.component = component.clone();
+                    group.environment = environment.clone();
+                    group.incidents = figures.clone();
+                    groups.push(group);
+                }
+            }
+        }
+    }
+    groups.sort_by(|a, b| (&a.component, &a.environment).cmp(&(&b.component, &b.environment)));
+    groups
+}
+
 /// Computes the statistics of every group of targets. Samples outside the window
 /// are ignored, and so is a target with none inside it; groups come out sorted
 /// by their key.
@@ -664,6 +735,7 @@ pub fn compute<Tz: TimeZone>(targets: &[Series], request: &StatsRequest<Tz>) -> 
                     .daily_in
                     .as_ref()
                     .map(|tz| daily(&members, request, tz)),
+                incidents: IncidentStats::default(),
             }
         })
         .collect()
@@ -841,5 +913,44 @@ mod tests {
         ];
         let refs: Vec<&Sample> = samples.iter().collect();
         assert_eq!(restore_times(&refs), vec![300_000_000, 100_000_000]);
+    }
+
+    #[test]
+    fn incidents_join_their_group_or_make_one() {
+        let series = [Series {
+            component: "api".into(),
+            environment: "production".into(),
+            samples: vec![sample(ReportedState::Succeeded, 100)],
+            shipped: Vec::new(),
+        }];
+        let request = StatsRequest::<chrono::Utc> {
+            group_by: GroupBy::Component,
+            success_only: false,
+            since: 0,
+            until: 1_000 * 1_000_000,
+            daily_in: None,
+            change_failure: ChangeFailure::Failed,
+        };
+        let incident = |component: &str, started_s: i64, restore_s: Option<i64>| IncidentSample {
+            component: component.into(),
+            environment: "production".into(),
+            started_at: started_s * 1_000_000,
+            resolved_at: restore_s.map(|r| (started_s + r) * 1_000_000),
+        };
+        let incidents = [
+            incident("web", 10, Some(30)),
+            incident("api", 10, Some(20)),
+            incident("api", 20, None),
+            incident("api", 2_000, Some(1)),
+        ];
+        let groups = with_incidents(compute(&series, &request), &incidents, &request);
+        let names: Vec<_> = groups.iter().map(|g| g.component.as_deref()).collect();
+        assert_eq!(names, [Some("api"), Some("web")]);
+        assert_eq!(groups[0].deployments, 1);
+        assert_eq!(groups[0].incidents.count, 2);
+        assert_eq!(groups[0].incidents.mean_time_to_restore_seconds, Some(20.0));
+        assert_eq!(groups[1].deployments, 0, "a group for the incident alone");
+        assert_eq!(groups[1].incidents.mean_time_to_restore_seconds, Some(30.0));
+        assert_eq!(groups[1].environment, None);
     }
 }

@@ -15,6 +15,7 @@ use crate::commits::Commit;
 use crate::correction::Change;
 use crate::deployment::Deployment;
 use crate::event::{FieldError, Phase, RecordedEvent, Status};
+use crate::incident::{Incident, IncidentState};
 use crate::names::{Component, Environment};
 use crate::release::{Ask, Release, ReleaseState, Verdict};
 use crate::state::{AbandonCutoff, ReportedState};
@@ -30,6 +31,7 @@ pub mod paths {
     pub const DEPLOYED_COMMIT: &str = "/api/v1/commits/deployed";
     pub const RELEASES: &str = "/api/v1/releases";
     pub const APPROVALS: &str = "/api/v1/approvals";
+    pub const INCIDENTS: &str = "/api/v1/incidents";
     /// The approver's page, `?token=…`: the link in the mail.
     pub const APPROVAL_PAGE: &str = "/approval";
 
@@ -50,6 +52,11 @@ pub mod paths {
     /// One deployment.
     pub fn deployment(id: impl std::fmt::Display) -> String {
         format!("{DEPLOYMENTS}/{id}")
+    }
+
+    /// One incident.
+    pub fn incident(id: impl std::fmt::Display) -> String {
+        format!("{INCIDENTS}/{id}")
     }
 }
 
@@ -369,6 +376,133 @@ pub struct StatsResponse {
     pub hint: Option<String>,
 }
 
+/// The body of `POST /api/v1/incidents`, as a client sends it. The server
+/// reads it field by field (`NewIncident::from_json`), so that every mistake
+/// is reported at once; this type is what well-behaved clients write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IncidentBody {
+    /// 1–128 characters: ASCII letters, digits, `.` `_` `-` `/` `:`; starts with a letter or digit.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "api", pattern = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$")
+    )]
+    pub component: String,
+    /// Default `production`; same characters as `component`, at most 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,63}$")
+    )]
+    pub environment: Option<String>,
+    /// When the service broke: RFC 3339 with an offset, at most 5 minutes
+    /// ahead of the server's clock; default: when the server reads the call.
+    #[serde(
+        default,
+        with = "rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it was restored, if it is already: never before `started_at`.
+    #[serde(
+        default,
+        with = "rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// At most 256 characters, no control characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
+    pub title: Option<String>,
+    /// At most 4096 characters, no control characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
+    pub summary: Option<String>,
+    /// The deployment that caused it: recorded, of the same component and environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause_deployment_id: Option<Uuid>,
+    /// The idempotency key: a retry with the same id and content answers the
+    /// incident again (200); other content under it is refused (409).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<Uuid>,
+}
+
+/// The body of `PATCH /api/v1/incidents/{id}`: resolve it, or correct its
+/// title, summary or cause. Absent fields are left as they are; `null` (or
+/// `""`) clears a title, a summary or a cause.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IncidentChangeBody {
+    /// When it was restored: never before `started_at`, at most 5 minutes
+    /// ahead. Resolving again at the same time changes nothing; at another
+    /// time it is refused (409).
+    #[serde(
+        default,
+        with = "rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// `true`: resolved now (an incident resolved already keeps its time).
+    /// Not together with `resolved_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause_deployment_id: Option<Uuid>,
+}
+
+/// An incident as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IncidentView {
+    pub id: Uuid,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub component: Component,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub environment: Environment,
+    pub state: IncidentState,
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    pub cause_deployment_id: Option<Uuid>,
+    #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub started_at: DateTime<Utc>,
+    #[serde(with = "rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// `resolved_at − started_at`, once resolved.
+    pub time_to_restore_seconds: Option<f64>,
+}
+
+impl From<Incident> for IncidentView {
+    fn from(incident: Incident) -> Self {
+        IncidentView {
+            state: incident.state(),
+            time_to_restore_seconds: incident
+                .restore_time_us()
+                .map(crate::time::micros_to_seconds),
+            id: incident.id,
+            component: incident.component,
+            environment: incident.environment,
+            title: incident.title,
+            summary: incident.summary,
+            cause_deployment_id: incident.cause_deployment_id,
+            started_at: incident.started_at,
+            resolved_at: incident.resolved_at,
+        }
+    }
+}
+
 /// `GET /api/v1/commits/deployed`: the commit the latest successful
 /// deployment of a component in an environment deployed, from which the next
 /// deployment's commits are listed.
@@ -659,6 +793,8 @@ pub enum ProblemType {
     InvalidCorrection,
     /// A release request or an approval that breaks a rule.
     InvalidRelease,
+    /// An incident, or a change of one, that breaks a rule.
+    InvalidIncident,
     /// What was asked for existed but is no more (an expired approval link).
     Gone,
     UnsupportedMediaType,
@@ -677,13 +813,14 @@ pub enum ProblemType {
 }
 
 impl ProblemType {
-    const KNOWN: [ProblemType; 17] = [
+    const KNOWN: [ProblemType; 18] = [
         ProblemType::MalformedBody,
         ProblemType::BadRequest,
         ProblemType::Validation,
         ProblemType::InvalidQuery,
         ProblemType::InvalidCorrection,
         ProblemType::InvalidRelease,
+        ProblemType::InvalidIncident,
         ProblemType::Gone,
         ProblemType::UnsupportedMediaType,
         ProblemType::PayloadTooLarge,
@@ -705,6 +842,7 @@ impl ProblemType {
             ProblemType::InvalidQuery => "/problems/invalid-query",
             ProblemType::InvalidCorrection => "/problems/invalid-correction",
             ProblemType::InvalidRelease => "/problems/invalid-release",
+            ProblemType::InvalidIncident => "/problems/invalid-incident",
             ProblemType::Gone => "/problems/gone",
             ProblemType::UnsupportedMediaType => "/problems/unsupported-media-type",
             ProblemType::PayloadTooLarge => "/problems/payload-too-large",
@@ -729,6 +867,7 @@ impl ProblemType {
             ProblemType::InvalidQuery => "Invalid query parameters",
             ProblemType::InvalidCorrection => "Invalid correction",
             ProblemType::InvalidRelease => "Invalid release",
+            ProblemType::InvalidIncident => "Invalid incident",
             ProblemType::Gone => "Gone",
             ProblemType::UnsupportedMediaType => "Unsupported media type",
             ProblemType::PayloadTooLarge => "Payload too large",

@@ -7,6 +7,7 @@ use std::io::{self, BufWriter, Write};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use deploytime_core::dora::Level;
+use deploytime_core::incident::IncidentStats;
 use deploytime_core::stats::GroupStats;
 use deploytime_core::wire::{DeploymentView, Page, StatsResponse, paths};
 use serde_json::Value;
@@ -168,6 +169,17 @@ const STATS_COLUMNS: [&str; 12] = [
 /// The DORA level of each figure, as `LEVEL_COLUMNS` in the CSV.
 const LEVELS: [&str; 3] = ["deploy_frequency", "change_failure_rate", "time_to_restore"];
 
+/// The incident figures (`incidents` in JSON), as `incidents_*` in the CSV.
+const INCIDENT_COLUMNS: [&str; 7] = [
+    "count",
+    "resolved",
+    "unresolved",
+    "mean_time_to_restore_seconds",
+    "median_time_to_restore_seconds",
+    "p90_time_to_restore_seconds",
+    "level",
+];
+
 const DURATION_COLUMNS: [&str; 9] = [
     "count", "mean", "median", "p90", "p95", "p99", "min", "max", "stddev",
 ];
@@ -191,7 +203,8 @@ fn write_stats_csv(out: impl Write, groups: &[GroupStats]) -> Result<(), Error> 
         .iter()
         .map(|c| (*c).to_owned())
         .chain(DURATION_COLUMNS.iter().map(|c| format!("duration_{c}")))
-        .chain(LEVELS.iter().map(|c| format!("{c}_level")));
+        .chain(LEVELS.iter().map(|c| format!("{c}_level")))
+        .chain(INCIDENT_COLUMNS.iter().map(|c| format!("incidents_{c}")));
     writer.write_record(header).map_err(failed)?;
     for group in &groups {
         let row = STATS_COLUMNS
@@ -202,7 +215,12 @@ fn write_stats_csv(out: impl Write, groups: &[GroupStats]) -> Result<(), Error> 
                     .iter()
                     .map(|c| cell(&group["duration_seconds"][*c])),
             )
-            .chain(LEVELS.iter().map(|c| cell(&group["levels"][*c])));
+            .chain(LEVELS.iter().map(|c| cell(&group["levels"][*c])))
+            .chain(
+                INCIDENT_COLUMNS
+                    .iter()
+                    .map(|c| cell(&group["incidents"][*c])),
+            );
         writer.write_record(row).map_err(failed)?;
     }
     writer.flush().map_err(|e| Error::Output {
@@ -241,6 +259,22 @@ fn seconds(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), human_duration)
 }
 
+/// The incident-based time to restore with its level, and the incidents
+/// still open: `43m (elite), 1 open`; `-` without incidents.
+fn incident_restore(incidents: &IncidentStats) -> String {
+    if incidents.count == 0 {
+        return "-".to_owned();
+    }
+    let mean = leveled(
+        seconds(incidents.mean_time_to_restore_seconds),
+        incidents.level,
+    );
+    match incidents.unresolved {
+        0 => mean,
+        open => format!("{mean}, {open} open"),
+    }
+}
+
 fn stats_table(groups: &[GroupStats]) -> comfy_table::Table {
     let mut table = new_table(&[
         "component",
@@ -256,6 +290,7 @@ fn stats_table(groups: &[GroupStats]) -> comfy_table::Table {
         "frequency",
         "cfr",
         "mttr",
+        "incident mttr",
     ]);
     for group in groups {
         let or_all = |v: &Option<String>| v.clone().unwrap_or_else(|| "(all)".to_owned());
@@ -282,9 +317,10 @@ fn stats_table(groups: &[GroupStats]) -> comfy_table::Table {
                 seconds(group.mean_time_to_restore_seconds),
                 group.levels.time_to_restore,
             ),
+            incident_restore(&group.incidents),
         ]);
     }
-    align_right(&mut table, &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    align_right(&mut table, &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
     table
 }
 

@@ -186,3 +186,55 @@ fn a_server_without_the_report_says_so_plainly() {
         .assert()
         .code(i32::from(exit::UNSUPPORTED));
 }
+
+#[test]
+fn stats_show_the_incident_time_to_restore_beside_the_streaks() {
+    let server = TestServer::start();
+    let spool = TestSpool::new();
+    two_deployments(&server, &spool);
+    let http = reqwest::blocking::Client::new();
+    let now = chrono::Utc::now();
+    let rfc = |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339();
+    for body in [
+        serde_json::json!({"component": "api", "started_at": rfc(now - chrono::Duration::hours(2)),
+                           "resolved_at": rfc(now - chrono::Duration::hours(2) + chrono::Duration::seconds(600))}),
+        serde_json::json!({"component": "api", "started_at": rfc(now - chrono::Duration::hours(1))}),
+    ] {
+        let response = http
+            .post(format!("{}/api/v1/incidents", server.url))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let output = spool
+        .deploytime(&server.url)
+        .args(["stats", "--since", "1d", "-o", "csv"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let api = reader
+        .records()
+        .map(Result::unwrap)
+        .find(|r| &r[column("component")] == "api")
+        .unwrap();
+    assert_eq!(&api[column("incidents_count")], "2");
+    assert_eq!(&api[column("incidents_unresolved")], "1");
+    let mean: f64 = api[column("incidents_mean_time_to_restore_seconds")]
+        .parse()
+        .unwrap();
+    assert_eq!(mean, 600.0);
+    assert_eq!(&api[column("incidents_level")], "elite");
+
+    spool
+        .deploytime(&server.url)
+        .args(["stats", "api", "--since", "1d"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("INCIDENT MTTR"))
+        .stdout(predicate::str::contains("(elite), 1 open"));
+}

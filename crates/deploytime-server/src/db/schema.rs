@@ -172,6 +172,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Incidents: a component in an environment broken from `started_at`
+    /// until `resolved_at` (NULL while open).
+    incidents (seq) {
+        seq -> BigInt,
+        id -> Text,
+        component -> Text,
+        environment -> Text,
+        title -> Nullable<Text>,
+        summary -> Nullable<Text>,
+        cause_deployment_id -> Nullable<Text>,
+        started_at -> BigInt,
+        resolved_at -> Nullable<BigInt>,
+        fingerprint -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::joinable!(deployment_commits -> deployments (deployment_seq));
 diesel::joinable!(release_approvers -> releases (release_seq));
 diesel::joinable!(approval_links -> release_approvers (approver_seq));
@@ -188,4 +208,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     approval_links,
     gate_outbox,
     gate_audit,
+    incidents,
 );

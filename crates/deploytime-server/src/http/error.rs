@@ -31,6 +31,9 @@ pub(crate) enum ApiError {
     /// A release request or an approval breaks a rule.
     #[error("{0}")]
     InvalidRelease(ValidationErrors),
+    /// An incident, or a change of one, breaks a rule.
+    #[error("{0}")]
+    InvalidIncident(ValidationErrors),
     /// What was asked for existed but is no more (an expired link).
     #[error("{0}")]
     Gone(String),
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::InvalidQuery(_) => ProblemType::InvalidQuery,
             ApiError::InvalidCorrection(_) => ProblemType::InvalidCorrection,
             ApiError::InvalidRelease(_) => ProblemType::InvalidRelease,
+            ApiError::InvalidIncident(_) => ProblemType::InvalidIncident,
             ApiError::Gone(_) => ProblemType::Gone,
             ApiError::UnsupportedMediaType(_) => ProblemType::UnsupportedMediaType,
             ApiError::PayloadTooLarge { .. } => ProblemType::PayloadTooLarge,
@@ -108,7 +112,8 @@ impl ApiError {
             ApiError::Validation(v)
             | ApiError::InvalidQuery(v)
             | ApiError::InvalidCorrection(v)
-            | ApiError::InvalidRelease(v) => Some(v.0.clone()),
+            | ApiError::InvalidRelease(v)
+            | ApiError::InvalidIncident(v) => Some(v.0.clone()),
             _ => None,
         };
         let detail = match self {
@@ -116,13 +121,15 @@ impl ApiError {
             | ApiError::InvalidQuery(v)
             | ApiError::InvalidCorrection(v)
             | ApiError::InvalidRelease(v)
+            | ApiError::InvalidIncident(v)
                 if v.0.len() == 1 =>
             {
                 format!("{v}")
             }
             ApiError::Validation(v)
             | ApiError::InvalidCorrection(v)
-            | ApiError::InvalidRelease(v) => {
+            | ApiError::InvalidRelease(v)
+            | ApiError::InvalidIncident(v) => {
                 format!("{} fields are invalid: {v}", v.0.len())
             }
             ApiError::InvalidQuery(v) => format!("{} parameters are invalid: {v}", v.0.len()),
@@ -147,6 +154,7 @@ impl ResponseError for ApiError {
             | ApiError::InvalidQuery(_)
             | ApiError::InvalidCorrection(_)
             | ApiError::InvalidRelease(_)
+            | ApiError::InvalidIncident(_)
             | ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -121,3 +121,17 @@ pub(crate) async fn require_deployment_access<B: MessageBody>(
     };
     guard(req, next, needed).await
 }
+
+/// Middleware of the incidents: `ingest` to open (`POST`) or change
+/// (`PATCH`) one, `read` to look.
+pub(crate) async fn require_ingest_to_write<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let needed = if req.method() == Method::POST || req.method() == Method::PATCH {
+        Role::Ingest
+    } else {
+        Role::Read
+    };
+    guard(req, next, needed).await
+}

@@ -32,6 +32,7 @@ pub struct Metrics {
     releases: IntGaugeVec,
     mails_queued: IntGauge,
     commit_sizes: Histogram,
+    incidents_open: IntGauge,
 }
 
 impl Metrics {
@@ -99,6 +100,11 @@ impl Metrics {
         registry.register(Box::new(pool_max.clone()))?;
         registry.register(Box::new(commit_sizes.clone()))?;
         registry.register(Box::new(build_info))?;
+        let incidents_open = IntGauge::new(
+            "incidents_open",
+            "Incidents opened and not resolved yet, as stored now",
+        )?;
+        registry.register(Box::new(incidents_open.clone()))?;
         let releases = IntGaugeVec::new(
             Opts::new("releases", "Releases by the state a poll is told now"),
             &["state"],
@@ -118,6 +124,7 @@ impl Metrics {
             pool_connections,
             pool_max,
             commit_sizes,
+            incidents_open,
         })
     }
 
@@ -142,6 +149,11 @@ impl Metrics {
                 .set(*count);
         }
         self.mails_queued.set(queued);
+    }
+
+    /// The incidents open now, as the database has them.
+    pub fn set_incidents_open(&self, open: i64) {
+        self.incidents_open.set(open);
     }
 
     /// The histogram the group commit records its transactions' sizes in.

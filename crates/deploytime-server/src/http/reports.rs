@@ -103,10 +103,22 @@ pub(crate) async fn statistics(
             .await?
     };
     let window = (to_micros(ask.since), to_micros(ask.until));
+    let incidents = {
+        let (component, environments) = (ask.component.clone(), ask.environments.clone());
+        db.read(move |conn| {
+            queries::incident_samples(conn, component.as_ref(), &environments, window)
+        })
+        .await?
+    };
     if let Some(tz) = &ask.daily_in {
         let days = stats::day_count(window.0, window.1, tz);
+        // Incidents of a pair without deployments make a group of their own.
         let groups = stats::group_count(
-            names.iter().map(|(c, e)| (c.as_str(), e.as_str())),
+            names.iter().map(|(c, e)| (c.as_str(), e.as_str())).chain(
+                incidents
+                    .iter()
+                    .map(|i| (i.component.as_str(), i.environment.as_str())),
+            ),
             ask.group_by,
         );
         if let Err(limit) = stats::check_daily(days, groups) {
@@ -128,7 +140,7 @@ pub(crate) async fn statistics(
         daily_in: ask.daily_in,
         change_failure: ask.change_failure,
     };
-    let groups = stats::compute(&series, &request);
+    let groups = stats::with_incidents(stats::compute(&series, &request), &incidents, &request);
     let hint = if groups.iter().all(|group| group.deployments == 0) {
         let (component, environments) = (ask.component.clone(), ask.environments.clone());
         let latest = db

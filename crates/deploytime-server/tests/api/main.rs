@@ -20,6 +20,7 @@ mod errors;
 mod group_commit;
 mod harness;
 mod idempotency;
+mod incidents;
 mod lead_time;
 mod observability;
 mod outage;

@@ -8,6 +8,7 @@ mod corrections;
 mod deployments;
 mod events;
 mod gate_outbox;
+mod incidents;
 mod releases;
 mod stats;
 
@@ -29,6 +30,10 @@ pub(crate) use events::{
 pub(crate) use gate_outbox::{
     MailJob, OutboxItem, Work, approvers_failed, approvers_found, approvers_unavailable, claim_due,
     mail_failed, mail_sent, next_due, prepare_mail, queued, release_of, skip,
+};
+pub(crate) use incidents::{
+    Changed, IncidentFilter, Opened, change_incident, count_open_incidents, find_incident,
+    incident_samples, list_incidents, open_incident,
 };
 pub(crate) use releases::{
     AskedRelease, Decided, Decision, Registered, ReleaseFilter, audit_of, count_by_state, decide,

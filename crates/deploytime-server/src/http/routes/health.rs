@@ -76,19 +76,24 @@ pub(crate) async fn metrics(
     if settings.protect_metrics {
         authorize(&req, Role::Read).await?;
     }
-    // The gate's figures come from the database; when it cannot answer, the
-    // rest of the metrics are still served (the gate's keep their last values).
+    // The gate's figures and the open incidents come from the database; when
+    // it cannot answer, the rest of the metrics are still served (those keep
+    // their last values).
     let now = chrono::Utc::now();
     match db
         .read(move |conn| {
             Ok((
                 crate::db::queries::count_by_state(conn, now)?,
                 crate::db::queries::queued(conn)?,
+                crate::db::queries::count_open_incidents(conn)?,
             ))
         })
         .await
     {
-        Ok((by_state, queued)) => metrics.set_gate_state(&by_state, queued),
+        Ok((by_state, queued, incidents_open)) => {
+            metrics.set_gate_state(&by_state, queued);
+            metrics.set_incidents_open(incidents_open);
+        }
         Err(e) => tracing::debug!(error = %e, "the release gate's figures are not current"),
     }
     let text = metrics

@@ -7,6 +7,7 @@ pub(super) mod csv_export;
 pub(super) mod deployments;
 pub(super) mod events;
 pub(super) mod health;
+pub(super) mod incidents;
 pub(super) mod openapi;
 pub(super) mod params;
 mod query_schemas;
@@ -21,7 +22,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::HttpSettings;
 use super::error::ApiError;
 use super::guard::{
-    require_deployment_access, require_ingest_or_read, require_ingest_to_post, require_read,
+    require_deployment_access, require_ingest_or_read, require_ingest_to_post,
+    require_ingest_to_write, require_read,
 };
 
 /// Every route of the API, with JSON-shaped errors for the cases actix answers
@@ -89,6 +91,20 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, settings: &HttpSettings) {
                     .wrap(from_fn(require_ingest_or_read))
                     .route(web::get().to(commits::deployed_commit))
                     .default_service(method_not_allowed("GET")),
+            )
+            .service(
+                web::resource("/incidents")
+                    .wrap(from_fn(require_ingest_to_write))
+                    .route(web::post().to(incidents::open_incident))
+                    .route(web::get().to(incidents::list_incidents))
+                    .default_service(method_not_allowed("GET, POST")),
+            )
+            .service(
+                web::resource("/incidents/{id}")
+                    .wrap(from_fn(require_ingest_to_write))
+                    .route(web::get().to(incidents::get_incident))
+                    .route(web::patch().to(incidents::change_incident))
+                    .default_service(method_not_allowed("GET, PATCH")),
             )
             .service(
                 web::resource("/stats")

@@ -8,7 +8,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{commits, deployments, events, health, releases, stats};
+use super::{commits, deployments, events, health, incidents, releases, stats};
 
 struct BearerAuth;
 
@@ -40,6 +40,10 @@ impl Modify for BearerAuth {
         stats::get_stats,
         stats::list_components,
         commits::deployed_commit,
+        incidents::open_incident,
+        incidents::list_incidents,
+        incidents::get_incident,
+        incidents::change_incident,
         releases::create_release,
         releases::list_releases,
         releases::get_release,
@@ -87,6 +91,8 @@ mod tests {
             "/api/v1/deployments/{id}",
             "/api/v1/stats",
             "/api/v1/components",
+            "/api/v1/incidents",
+            "/api/v1/incidents/{id}",
             "/api/v1/openapi.json",
             "/healthz",
             "/readyz",
@@ -110,7 +116,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("{path} has no parameter {name}"))["schema"]
                 .clone()
         };
-        for listing in ["/api/v1/deployments", "/api/v1/events"] {
+        for listing in ["/api/v1/deployments", "/api/v1/events", "/api/v1/incidents"] {
             let limit = parameter(listing, "limit");
             assert_eq!(limit["minimum"], 1, "{listing}: {limit}");
             assert_eq!(limit["maximum"], 1000, "{listing}: {limit}");
@@ -177,5 +183,27 @@ mod tests {
             .collect();
         accepted.sort();
         assert_eq!(described, accepted);
+    }
+
+    /// The incidents' bodies refuse what the server refuses: unknown fields,
+    /// a `resolved` other than `true`, an empty change.
+    #[test]
+    fn incident_bodies_are_described_as_strictly_as_they_are_read() {
+        let spec = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let body = |path: &str, method: &str| {
+            spec["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+                .clone()
+        };
+        let open = body("/api/v1/incidents", "post");
+        assert_eq!(open["additionalProperties"], false, "{open}");
+        assert_eq!(open["required"], serde_json::json!(["component"]), "{open}");
+        let change = body("/api/v1/incidents/{id}", "patch");
+        assert_eq!(change["additionalProperties"], false, "{change}");
+        assert_eq!(change["minProperties"], 1, "{change}");
+        assert_eq!(
+            change["properties"]["resolved"]["enum"],
+            serde_json::json!([true, null]),
+            "{change}"
+        );
     }
 }
