@@ -25,6 +25,8 @@ pub enum SetupError {
     },
     #[error("cannot start the database writer threads: {0}")]
     Writers(std::io::Error),
+    #[error(transparent)]
+    Replica(#[from] super::ReplicaSetupError),
 }
 
 /// A database call that did not complete. Cloned when one failed commit
