@@ -31,7 +31,7 @@ pub use connection::{DatabaseUrl, DatabaseUrlError, DbConnection};
 pub use error::{DbError, DbErrorClass, SetupError};
 pub use migrations::migrate;
 pub use pool::DbLimits;
-pub use replica::{ReplicaHealth, ReplicaSettings};
+pub use replica::{REPLICA_CHECK_WAIT, ReplicaHealth, ReplicaSettings};
 pub use store::{StoreError, Stored};
 pub use tokens::{StoredToken, TokenCache};
 
@@ -264,13 +264,22 @@ impl Database {
         self.replica.is_some()
     }
 
-    /// Looks at the read replica now (within `timeout`) and tells what is
-    /// seen; `None` without a replica.
-    pub async fn check_replica(&self, timeout: Duration) -> Option<ReplicaHealth> {
+    /// Looks at the read replica now and tells what is seen, waiting at most
+    /// `wait` for the look (which itself may take up to `--db-timeout` to get
+    /// a connection): past that, or while another look is under way, what
+    /// was seen last. `None` without a replica.
+    pub async fn check_replica(&self, wait: Duration) -> Option<ReplicaHealth> {
         let replica = self.replica.clone()?;
-        let checked = replica.clone();
-        // A worker that went away leaves what was seen before.
-        let _ = tokio::task::spawn_blocking(move || checked.check(timeout)).await;
+        if let Some(looking) = replica.begin_check() {
+            let timeout = self.limits.checkout_timeout;
+            let checked = replica.clone();
+            let check = tokio::task::spawn_blocking(move || {
+                let _looking = looking;
+                checked.check(timeout);
+            });
+            // A look that takes longer goes on and records what it sees.
+            let _ = tokio::time::timeout(wait, check).await;
+        }
         Some(replica.health())
     }
 

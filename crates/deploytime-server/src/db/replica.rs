@@ -5,8 +5,8 @@
 //! decides whether a report goes there or to the primary: a replica that is
 //! down, or further behind than the bound, is passed over until it is back.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -38,6 +38,11 @@ pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// The longest a report waits for a replica connection before it is read on
 /// the primary instead.
 const REPLICA_CHECKOUT: Duration = Duration::from_secs(1);
+
+/// The longest `/readyz` and `/metrics` wait for a look at the replica
+/// before they answer with what was seen last: a replica that does not
+/// answer must not make the readiness probe time out.
+pub const REPLICA_CHECK_WAIT: Duration = Duration::from_millis(500);
 
 /// What was last seen of the replica.
 #[derive(Debug, Clone)]
@@ -86,7 +91,18 @@ pub(crate) struct Replica {
     seen: Mutex<Seen>,
     fallbacks: AtomicU64,
     /// The lag cannot be read (privilege, not a replica): said once.
-    told_lag_unknown: std::sync::atomic::AtomicBool,
+    told_lag_unknown: AtomicBool,
+    /// A look at the replica is under way: one at a time.
+    looking: Arc<AtomicBool>,
+}
+
+/// A look at the replica under way, until dropped.
+pub(crate) struct Looking(Arc<AtomicBool>);
+
+impl Drop for Looking {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Opens every replica connection read-only: a statement that would write is
@@ -119,7 +135,8 @@ impl Replica {
             max_lag: settings.max_lag,
             seen: Mutex::new(Seen::Unchecked),
             fallbacks: AtomicU64::new(0),
-            told_lag_unknown: std::sync::atomic::AtomicBool::new(false),
+            told_lag_unknown: AtomicBool::new(false),
+            looking: Arc::default(),
         })
     }
 
@@ -163,6 +180,11 @@ impl Replica {
     /// A read on the replica failed in a way that says it is unreachable.
     pub(crate) fn read_failed(&self, reason: String) {
         self.observe(Seen::Down { reason });
+    }
+
+    /// The right to look at the replica now, unless a look is under way.
+    pub(crate) fn begin_check(&self) -> Option<Looking> {
+        (!self.looking.swap(true, Ordering::SeqCst)).then(|| Looking(self.looking.clone()))
     }
 
     /// Looks at the replica now (a blocking call): a connection within

@@ -214,7 +214,7 @@ async fn reports_come_from_the_replica_and_a_fetch_by_id_from_the_primary() {
     caught_up(&app, &pair).await;
     assert_eq!(
         ids_listed(&app.get_json("/api/v1/deployments").await),
-        [first.clone()]
+        [first.as_str()]
     );
 
     let paused = PausedReplication::pause(&pair);
@@ -234,7 +234,7 @@ async fn reports_come_from_the_replica_and_a_fetch_by_id_from_the_primary() {
     // The reports are the replica's, which has not applied it.
     assert_eq!(
         ids_listed(&app.get_json("/api/v1/deployments").await),
-        [first.clone()]
+        [first.as_str()]
     );
     assert_eq!(
         components_listed(&app.get_json("/api/v1/components").await),
@@ -263,14 +263,25 @@ async fn reports_come_from_the_replica_and_a_fetch_by_id_from_the_primary() {
     );
     let lag = metric(&scraped, "deploytime_read_replica_lag_seconds").unwrap();
     assert!(lag.is_finite() && lag >= 0.0, "lag {lag} while stopped");
-    let ready = app.get_json("/readyz").await;
-    assert_eq!(ready["status"], "ready", "{ready}");
-    assert!(
-        ready["read_replica"]["problem"]
+    // Stopped replication is seen (by the next look at the replica), and
+    // within the bound it is not yet a reason to leave the replica.
+    let deadline = Instant::now() + CATCH_UP;
+    loop {
+        let ready = app.get_json("/readyz").await;
+        assert_eq!(ready["status"], "ready", "{ready}");
+        assert_eq!(ready["read_replica"]["serving_reports"], true, "{ready}");
+        let problem = ready["read_replica"]["problem"]
             .as_str()
-            .is_some_and(|p| p.contains("SQL thread: No")),
-        "{ready}"
-    );
+            .unwrap_or_default();
+        if problem.contains("SQL thread: No") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stopped replication not seen: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Replication resumes: the report catches up.
     drop(paused);
@@ -278,7 +289,7 @@ async fn reports_come_from_the_replica_and_a_fetch_by_id_from_the_primary() {
     loop {
         let listed = ids_listed(&app.get_json("/api/v1/deployments").await);
         if listed.len() == 2 {
-            assert_eq!(listed, [second.clone(), first.clone()]);
+            assert_eq!(listed, [second.as_str(), first.as_str()]);
             break;
         }
         assert!(
@@ -399,7 +410,7 @@ async fn a_replica_too_far_behind_is_passed_over_for_the_primary() {
     );
     assert_eq!(
         ids_listed(&app.get_json("/api/v1/deployments").await),
-        [second.clone(), first.clone()]
+        [second.as_str(), first.as_str()]
     );
     let scraped = scrape(&app).await;
     assert_eq!(
@@ -468,7 +479,7 @@ async fn a_replica_user_without_the_replication_privilege_is_told_not_fatal() {
     let (id, _) = start(&app, "api").await;
     // Without the lag, the server cannot wait for it: poll the report.
     let deadline = Instant::now() + CATCH_UP;
-    while ids_listed(&app.get_json("/api/v1/deployments").await) != [id.clone()] {
+    while ids_listed(&app.get_json("/api/v1/deployments").await) != [id.as_str()] {
         assert!(Instant::now() < deadline, "the replica never had {id}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

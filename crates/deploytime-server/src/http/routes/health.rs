@@ -6,7 +6,7 @@ use serde::Serialize;
 use deploytime_core::access::Role;
 use deploytime_core::wire::Problem;
 
-use crate::db::{Database, ReplicaHealth};
+use crate::db::{Database, REPLICA_CHECK_WAIT, ReplicaHealth};
 use crate::http::HttpSettings;
 use crate::http::error::{AccessProblems, ApiError};
 use crate::http::guard::authorize;
@@ -90,7 +90,8 @@ pub(crate) async fn readyz(
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let timeout = db.limits().checkout_timeout;
-    let (primary, replica) = tokio::join!(db.is_ready(timeout), db.check_replica(timeout));
+    let (primary, replica) =
+        tokio::join!(db.is_ready(timeout), db.check_replica(REPLICA_CHECK_WAIT));
     primary?;
     if let Some(health) = &replica {
         metrics.set_replica(health);
@@ -138,7 +139,7 @@ pub(crate) async fn metrics(
         Ok((by_state, queued)) => metrics.set_gate_state(&by_state, queued),
         Err(e) => tracing::debug!(error = %e, "the release gate's figures are not current"),
     }
-    if let Some(health) = db.check_replica(db.limits().checkout_timeout).await {
+    if let Some(health) = db.check_replica(REPLICA_CHECK_WAIT).await {
         metrics.set_replica(&health);
     }
     let text = metrics
