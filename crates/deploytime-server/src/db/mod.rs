@@ -28,7 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use group_commit::{GroupCommit, Job};
 
 pub use connection::{DatabaseUrl, DatabaseUrlError, DbConnection};
-pub use error::{DbError, DbErrorClass, SetupError};
+pub use error::{DbError, DbErrorClass, ReplicaSetupError, SetupError};
 pub use migrations::migrate;
 pub use pool::DbLimits;
 pub use replica::{REPLICA_CHECK_WAIT, ReplicaHealth, ReplicaSettings};
@@ -66,18 +66,6 @@ pub struct Database {
     tokens: TokenCache,
     /// Where reports are read when it can serve them.
     replica: Option<Arc<replica::Replica>>,
-}
-
-/// Why a read replica cannot be used with this primary.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplicaSetupError {
-    #[error(
-        "--read-database-url needs a MySQL/MariaDB primary: SQLite has no replication, \
-         so a SQLite database ({0}) cannot have a read replica; leave --read-database-url unset"
-    )]
-    SqlitePrimary(DatabaseUrl),
-    #[error("--read-database-url must be a mysql:// URL of a replica of the primary, not {0}")]
-    SqliteReplica(DatabaseUrl),
 }
 
 /// How many transactions of store calls are in flight at once, and how many
