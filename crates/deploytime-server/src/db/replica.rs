@@ -406,3 +406,94 @@ fn replication_status(conn: &mut DbConnection) -> QueryResult<Option<Replication
 fn first_error(io: String, sql: String) -> String {
     if io.is_empty() { sql } else { io }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica(max_lag: Duration) -> Replica {
+        let settings = ReplicaSettings {
+            // Never connected to: these tests only feed it what was seen.
+            url: DatabaseUrl::Mysql("mysql://reader@127.0.0.1:1/deploytime".to_owned()),
+            max_lag,
+        };
+        Replica::open(&settings, &DbLimits::DEFAULT).unwrap()
+    }
+
+    fn status(io: &str, sql: &str, seconds: Option<i64>) -> Replication {
+        Replication {
+            io_running: io.to_owned(),
+            sql_running: sql.to_owned(),
+            seconds_behind: seconds,
+            last_error: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_replica_within_the_bound_serves_and_one_beyond_it_does_not() {
+        let replica = replica(Duration::from_secs(30));
+        assert!(replica.usable(), "not looked at yet: tried");
+        replica.observe(status("Yes", "Yes", Some(30)).seen(&Seen::Unchecked));
+        let health = replica.health();
+        assert!(health.serving_reports && !health.degraded && health.up);
+        assert_eq!(health.lag_seconds, Some(30.0));
+        replica.observe(status("Yes", "Yes", Some(31)).seen(&Seen::Unchecked));
+        let health = replica.health();
+        assert!(!health.serving_reports && health.degraded && health.up);
+        assert!(health.problem.unwrap().contains("--max-replica-lag"));
+    }
+
+    #[test]
+    fn stopped_replication_falls_behind_from_when_it_was_first_seen() {
+        let replica = replica(Duration::from_secs(30));
+        let before = Seen::Replicating {
+            lag: Duration::from_secs(29),
+        };
+        let stopped = status("Yes", "No", None).seen(&before);
+        let Seen::Stopped { lag_before, .. } = &stopped else {
+            panic!("{stopped:?}");
+        };
+        assert_eq!(*lag_before, Duration::from_secs(29));
+        // Seen stopped again: the first sighting is kept.
+        let Seen::Stopped { since, .. } = &stopped else {
+            unreachable!()
+        };
+        let again = status("Yes", "No", None).seen(&stopped);
+        assert!(matches!(&again, Seen::Stopped { since: s, .. } if s == since));
+        let long_ago = Seen::Stopped {
+            since: Instant::now() - Duration::from_secs(2),
+            lag_before: Duration::from_secs(29),
+            reason: "stopped".to_owned(),
+        };
+        replica.observe(long_ago);
+        let health = replica.health();
+        assert!(health.degraded && !health.serving_reports);
+        assert!(health.lag_seconds.unwrap() >= 31.0, "{health:?}");
+    }
+
+    #[test]
+    fn a_replica_that_is_down_is_passed_over_without_being_tried() {
+        let replica = replica(Duration::from_secs(30));
+        replica.observe(Seen::Down {
+            reason: "no connection".to_owned(),
+        });
+        let started = Instant::now();
+        assert!(replica.checkout().is_none());
+        assert!(started.elapsed() < REPLICA_CHECKOUT, "it was tried");
+        let health = replica.health();
+        assert_eq!(health.fallbacks, 1);
+        assert!(!health.up && health.degraded && health.lag_seconds.is_none());
+    }
+
+    #[test]
+    fn an_unknown_lag_is_said_and_the_replica_still_serves() {
+        let replica = replica(Duration::from_secs(30));
+        replica.observe(Seen::LagUnknown {
+            reason: "grant REPLICATION CLIENT".to_owned(),
+        });
+        let health = replica.health();
+        assert!(health.up && health.serving_reports && !health.degraded);
+        assert_eq!(health.lag_seconds, None);
+        assert!(health.problem.unwrap().contains("REPLICATION CLIENT"));
+    }
+}
