@@ -58,11 +58,31 @@ enum Seen {
     Stopped {
         since: Instant,
         lag_before: Duration,
+        /// Which threads run, as `/readyz` may show it.
+        threads: String,
+        /// With the replica's last error, for the log only.
         reason: String,
     },
     /// Reachable, but how far behind cannot be told.
-    LagUnknown { reason: String },
+    LagUnknown {
+        /// What to do about it, as `/readyz` may show it.
+        public: &'static str,
+        /// With the database's words, for the log only.
+        reason: String,
+    },
 }
+
+/// What `/readyz` says of a replica that does not answer: the cause, in the
+/// database's words (user and host names), is only logged, since `/readyz`
+/// is open to anyone.
+const DOWN: &str =
+    "the read replica does not answer, or a read on it failed (the server's log says why)";
+
+const NO_PRIVILEGE: &str = "the read replica's lag is unknown: its user may not read the \
+     replication status (grant it REPLICATION CLIENT, or REPLICA MONITOR on MariaDB)";
+
+const NOT_A_REPLICA: &str =
+    "the read replica's lag is unknown: SHOW REPLICA STATUS is empty there (not a replica)";
 
 /// The replica's state as `/readyz` and `/metrics` show it.
 #[derive(Debug, Clone, PartialEq)]
@@ -196,8 +216,8 @@ impl Replica {
             },
             Ok(mut conn) => match replication_status(&mut conn) {
                 Ok(None) => Seen::LagUnknown {
-                    reason: "the read database is not a replica (SHOW REPLICA STATUS is empty)"
-                        .to_owned(),
+                    public: NOT_A_REPLICA,
+                    reason: NOT_A_REPLICA.to_owned(),
                 },
                 Ok(Some(status)) => status.seen(&self.seen()),
                 Err(DieselError::DatabaseError(_, info))
@@ -205,11 +225,8 @@ impl Replica {
                         || info.message().contains("privilege") =>
                 {
                     Seen::LagUnknown {
-                        reason: format!(
-                            "the read replica's user may not read the replication status \
-                             (grant it REPLICATION CLIENT, or REPLICA MONITOR on MariaDB): {}",
-                            info.message()
-                        ),
+                        public: NO_PRIVILEGE,
+                        reason: format!("{NO_PRIVILEGE}: {}", info.message()),
                     }
                 }
                 Err(e) => Seen::Down {
@@ -232,8 +249,13 @@ impl Replica {
             Seen::Down { reason } if was_usable != Some(false) => {
                 tracing::warn!(%reason, "reports are read on the primary: the read replica is down");
             }
-            Seen::LagUnknown { reason } if !self.told_lag_unknown.swap(true, Ordering::Relaxed) => {
+            Seen::LagUnknown { reason, .. }
+                if !self.told_lag_unknown.swap(true, Ordering::Relaxed) =>
+            {
                 tracing::warn!(%reason, "the read replica's lag is unknown");
+            }
+            Seen::Stopped { reason, .. } if !matches!(*seen, Seen::Stopped { .. }) => {
+                tracing::warn!(%reason, "the read replica has stopped replicating");
             }
             _ if was_usable == Some(true) && !is_usable => {
                 let lag = Self::lag_of(&now).map(|l| l.as_secs_f64());
@@ -268,9 +290,11 @@ impl Replica {
         let up = !matches!(seen, Seen::Down { .. });
         let problem = match &seen {
             Seen::Unchecked | Seen::Replicating { .. } => None,
-            Seen::Down { reason } | Seen::Stopped { reason, .. } | Seen::LagUnknown { reason } => {
-                Some(reason.clone())
-            }
+            Seen::Down { .. } => Some(DOWN.to_owned()),
+            Seen::Stopped { threads, .. } => Some(format!(
+                "replication is not running on the read replica ({threads})"
+            )),
+            Seen::LagUnknown { public, .. } => Some((*public).to_owned()),
         }
         .or_else(|| {
             (!usable).then(|| {
@@ -338,10 +362,12 @@ impl Replication {
                 lag: Duration::from_secs(u64::try_from(seconds).unwrap_or(0)),
             },
             _ => {
+                let threads = format!(
+                    "IO thread: {}, SQL thread: {}",
+                    self.io_running, self.sql_running
+                );
                 let reason = format!(
-                    "replication is not running on the read replica (IO thread: {}, SQL thread: {}){}",
-                    self.io_running,
-                    self.sql_running,
+                    "replication is not running on the read replica ({threads}){}",
                     if self.last_error.is_empty() {
                         String::new()
                     } else {
@@ -355,16 +381,19 @@ impl Replication {
                     } => Seen::Stopped {
                         since: *since,
                         lag_before: *lag_before,
+                        threads,
                         reason,
                     },
                     Seen::Replicating { lag } => Seen::Stopped {
                         since: Instant::now(),
                         lag_before: *lag,
+                        threads,
                         reason,
                     },
                     _ => Seen::Stopped {
                         since: Instant::now(),
                         lag_before: Duration::ZERO,
+                        threads,
                         reason,
                     },
                 }
@@ -463,6 +492,7 @@ mod tests {
         let long_ago = Seen::Stopped {
             since: Instant::now() - Duration::from_secs(2),
             lag_before: Duration::from_secs(29),
+            threads: "IO thread: Yes, SQL thread: No".to_owned(),
             reason: "stopped".to_owned(),
         };
         replica.observe(long_ago);
@@ -483,17 +513,21 @@ mod tests {
         let health = replica.health();
         assert_eq!(health.fallbacks, 1);
         assert!(!health.up && health.degraded && health.lag_seconds.is_none());
+        assert_eq!(health.problem.as_deref(), Some(DOWN));
     }
 
     #[test]
     fn an_unknown_lag_is_said_and_the_replica_still_serves() {
         let replica = replica(Duration::from_secs(30));
         replica.observe(Seen::LagUnknown {
-            reason: "grant REPLICATION CLIENT".to_owned(),
+            public: NO_PRIVILEGE,
+            reason: format!("{NO_PRIVILEGE}: Access denied for user 'reader'@'10.0.0.7'"),
         });
         let health = replica.health();
         assert!(health.up && health.serving_reports && !health.degraded);
         assert_eq!(health.lag_seconds, None);
-        assert!(health.problem.unwrap().contains("REPLICATION CLIENT"));
+        let problem = health.problem.unwrap();
+        assert!(problem.contains("REPLICATION CLIENT"), "{problem}");
+        assert!(!problem.contains("10.0.0.7"), "/readyz is open: {problem}");
     }
 }

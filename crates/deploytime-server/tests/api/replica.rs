@@ -454,7 +454,7 @@ async fn a_replica_that_is_down_makes_reports_read_the_primary() {
     assert!(
         ready["read_replica"]["problem"]
             .as_str()
-            .is_some_and(|p| p.contains("no connection to the read replica")),
+            .is_some_and(|p| p.contains("the read replica does not answer")),
         "{ready}"
     );
     let scraped = scrape(&app).await;
