@@ -5,7 +5,7 @@
 //! decides whether a report goes there or to the primary: a replica that is
 //! down, or further behind than the bound, is passed over until it is back.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -114,7 +114,15 @@ pub(crate) struct Replica {
     told_lag_unknown: AtomicBool,
     /// A look at the replica is under way: one at a time.
     looking: Arc<AtomicBool>,
+    /// Whether the last look let reports read here (`UNDECIDED` before the
+    /// first): a change is logged. Kept apart from `seen`, since a stopped
+    /// replica passes the bound while nothing new is seen.
+    serving: AtomicU8,
 }
+
+const UNDECIDED: u8 = 0;
+const SERVING: u8 = 1;
+const PASSED_OVER: u8 = 2;
 
 /// A look at the replica under way, until dropped.
 pub(crate) struct Looking(Arc<AtomicBool>);
@@ -157,6 +165,7 @@ impl Replica {
             fallbacks: AtomicU64::new(0),
             told_lag_unknown: AtomicBool::new(false),
             looking: Arc::default(),
+            serving: AtomicU8::new(UNDECIDED),
         })
     }
 
@@ -240,11 +249,15 @@ impl Replica {
     /// Records what was seen; a change of kind is logged once.
     fn observe(&self, now: Seen) {
         let mut seen = self.seen();
-        let was_usable = match &*seen {
-            Seen::Unchecked => None,
-            _ => Some(self.usable_locked(&seen)),
-        };
         let is_usable = self.usable_locked(&now);
+        let was_usable = match self.serving.swap(
+            if is_usable { SERVING } else { PASSED_OVER },
+            Ordering::SeqCst,
+        ) {
+            SERVING => Some(true),
+            PASSED_OVER => Some(false),
+            _ => None,
+        };
         match &now {
             Seen::Down { reason } if was_usable != Some(false) => {
                 tracing::warn!(%reason, "reports are read on the primary: the read replica is down");
