@@ -502,3 +502,32 @@ async fn a_replica_user_without_the_replication_privilege_is_told_not_fatal() {
     );
     assert_eq!(metric(&scraped, "deploytime_read_replica_up"), Some(1.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_on_the_replica_take_a_slot_of_the_bound_on_database_work() {
+    let _turn = PAUSES.lock().await;
+    let (app, pair) = spawn_on_replica(|settings| settings.max_db_work = 1).await;
+    caught_up(&app, &pair).await;
+    // The one slot is taken (on the primary): a report is refused at once,
+    // although the replica has connections to spare.
+    let release = app.hold_database().await;
+    let started = Instant::now();
+    let problem = crate::helpers::expect_problem(app.get("/api/v1/deployments").await, 503).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        problem["detail"].as_str().unwrap().contains("busy"),
+        "{problem}"
+    );
+    drop(release);
+    app.db.wait_until_idle().await;
+    assert_eq!(app.get("/api/v1/deployments").await.status(), 200);
+    let scraped = scrape(&app).await;
+    assert_eq!(
+        metric(&scraped, "deploytime_read_replica_fallbacks_total"),
+        Some(0.0)
+    );
+}
