@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
     /// Write synthetic deployment history into the database (for benchmarks).
@@ -120,6 +120,15 @@ pub struct ServeArgs {
     pub bind: String,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// A MySQL/MariaDB replica of the database that listings, statistics,
+    /// exports and the dashboard read from (writes, token checks and a
+    /// deployment fetched by its id stay on the primary). Not with SQLite.
+    #[arg(long, env = "DEPLOYTIME_READ_DATABASE_URL", hide_env_values = true)]
+    pub read_database_url: Option<String>,
+    /// A read replica further behind than this is passed over for the
+    /// primary, and /readyz says the server is degraded (e.g. 30s).
+    #[arg(long, env = "DEPLOYTIME_MAX_REPLICA_LAG", default_value_t = span(Settings::DEFAULT_MAX_REPLICA_LAG))]
+    pub max_replica_lag: humantime::Duration,
     /// Maximum number of database connections.
     #[arg(long, env = "DEPLOYTIME_POOL_SIZE", default_value_t = Settings::DEFAULT_POOL_SIZE)]
     pub pool_size: u32,
@@ -250,6 +259,8 @@ mod tests {
         assert_eq!(*serve.db_timeout, std::time::Duration::from_secs(2));
         assert_eq!(serve.pool_size, 8);
         assert_eq!(serve.max_db_work, 128);
+        assert_eq!(serve.read_database_url, None);
+        assert_eq!(*serve.max_replica_lag, std::time::Duration::from_secs(30));
         let role = Cli::try_parse_from([
             "deploytime-server",
             "token",

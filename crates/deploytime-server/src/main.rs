@@ -54,7 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Token(command)) => token(command),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         None => serve(cli.serve),
     }
 }
@@ -125,6 +125,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings {
         bind: args.bind,
         database_url: DatabaseUrl::parse(&args.database.database_url)?,
+        read_database_url: args
+            .read_database_url
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| DatabaseUrl::parse(&u))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--read-database-url: {e}"))?,
+        max_replica_lag: args.max_replica_lag.into(),
         pool_size: args.pool_size,
         workers: args.workers,
         shutdown_timeout: args.shutdown_timeout,

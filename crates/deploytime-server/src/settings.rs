@@ -6,7 +6,7 @@ use std::time::Duration;
 use deploytime_core::AbandonPolicy;
 
 use crate::access::Secret;
-use crate::db::{DatabaseUrl, DbLimits};
+use crate::db::{DatabaseUrl, DbLimits, ReplicaSettings};
 use crate::gate::GateSettings;
 
 /// The server's settings.
@@ -15,6 +15,10 @@ pub struct Settings {
     /// Address and port to listen on.
     pub bind: String,
     pub database_url: DatabaseUrl,
+    /// A MySQL/MariaDB replica of `database_url` that reports read from.
+    pub read_database_url: Option<DatabaseUrl>,
+    /// A replica further behind than this is passed over for the primary.
+    pub max_replica_lag: Duration,
     pub pool_size: u32,
     /// HTTP worker threads (`None`: one per CPU).
     pub workers: Option<usize>,
@@ -49,6 +53,7 @@ impl Settings {
     pub const DEFAULT_POOL_SIZE: u32 = DbLimits::DEFAULT.pool_size;
     pub const DEFAULT_DB_TIMEOUT: Duration = DbLimits::DEFAULT.checkout_timeout;
     pub const DEFAULT_MAX_DB_WORK: usize = DbLimits::DEFAULT.max_in_flight;
+    pub const DEFAULT_MAX_REPLICA_LAG: Duration = ReplicaSettings::DEFAULT_MAX_LAG;
 
     /// The defaults for a listener and a database; callers override what they
     /// need with struct update syntax, so new settings do not break them.
@@ -56,6 +61,8 @@ impl Settings {
         Self {
             bind: bind.into(),
             database_url,
+            read_database_url: None,
+            max_replica_lag: Self::DEFAULT_MAX_REPLICA_LAG,
             pool_size: Self::DEFAULT_POOL_SIZE,
             workers: None,
             shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
@@ -78,5 +85,13 @@ impl Settings {
             checkout_timeout: self.db_timeout,
             max_in_flight: self.max_db_work,
         }
+    }
+
+    /// The read replica these settings ask for, if any.
+    pub fn replica(&self) -> Option<ReplicaSettings> {
+        self.read_database_url.clone().map(|url| ReplicaSettings {
+            url,
+            max_lag: self.max_replica_lag,
+        })
     }
 }

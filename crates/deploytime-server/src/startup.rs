@@ -56,6 +56,8 @@ pub struct Application {
     database: Database,
     /// The release gate's worker, stopped with the server.
     worker: tokio::task::JoinHandle<()>,
+    /// Looks at the read replica every few seconds, stopped with the worker.
+    replica_watch: tokio::task::JoinHandle<()>,
     stop_worker: tokio::sync::watch::Sender<bool>,
 }
 
@@ -70,7 +72,11 @@ impl Application {
         {
             return Err(StartupError::WeakAdminToken);
         }
-        let database = Database::open(&settings.database_url, settings.db_limits())?;
+        let database = Database::open_with_replica(
+            &settings.database_url,
+            settings.db_limits(),
+            settings.replica().as_ref(),
+        )?;
         let bind_error = |source| StartupError::Bind {
             bind: settings.bind.clone(),
             source,
@@ -109,6 +115,9 @@ impl Application {
             Metrics::new(settings.database_url.backend_name()).map_err(StartupError::Metrics)?,
         );
         database.observe_commit_sizes(metrics.commit_sizes());
+        if database.has_replica() {
+            metrics.register_replica().map_err(StartupError::Metrics)?;
+        }
         if let Some(public) = &settings.gate.public_url {
             let usable = url::Url::parse(public)
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
@@ -148,6 +157,7 @@ impl Application {
         }
         let server = server.listen(listener).map_err(bind_error)?.run();
         let (stop_worker, stop) = tokio::sync::watch::channel(false);
+        let replica_watch = tokio::spawn(database.clone().watch_replica(stop.clone()));
         let worker = tokio::spawn(worker.run(stop));
         tracing::info!(
             port,
@@ -155,11 +165,19 @@ impl Application {
             anonymous = !tokens_exist,
             "deploytime-server listening"
         );
+        if let Some(replica) = &settings.read_database_url {
+            tracing::info!(
+                read_replica = %replica,
+                max_replica_lag = ?settings.max_replica_lag,
+                "reports are read on the read replica while it is up and within the bound on lag"
+            );
+        }
         Ok(Self {
             port,
             server,
             database,
             worker,
+            replica_watch,
             stop_worker,
         })
     }
@@ -183,6 +201,7 @@ impl Application {
         let served = self.server.await;
         let _ = self.stop_worker.send(true);
         let _ = self.worker.await;
+        let _ = self.replica_watch.await;
         served
     }
 }

@@ -25,6 +25,20 @@ pub enum SetupError {
     },
     #[error("cannot start the database writer threads: {0}")]
     Writers(std::io::Error),
+    #[error(transparent)]
+    Replica(#[from] ReplicaSetupError),
+}
+
+/// Why a read replica cannot be used with this primary.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaSetupError {
+    #[error(
+        "--read-database-url needs a MySQL/MariaDB primary: SQLite has no replication, \
+         so a SQLite database ({0}) cannot have a read replica; leave --read-database-url unset"
+    )]
+    SqlitePrimary(DatabaseUrl),
+    #[error("--read-database-url must be a mysql:// URL of a replica of the primary, not {0}")]
+    SqliteReplica(DatabaseUrl),
 }
 
 /// A database call that did not complete. Cloned when one failed commit

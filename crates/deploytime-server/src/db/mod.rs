@@ -10,6 +10,7 @@ mod migrations;
 mod models;
 mod pool;
 pub(crate) mod queries;
+mod replica;
 mod schema;
 pub mod seed;
 mod store;
@@ -27,9 +28,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use group_commit::{GroupCommit, Job};
 
 pub use connection::{DatabaseUrl, DatabaseUrlError, DbConnection};
-pub use error::{DbError, DbErrorClass, SetupError};
+pub use error::{DbError, DbErrorClass, ReplicaSetupError, SetupError};
 pub use migrations::migrate;
 pub use pool::DbLimits;
+pub use replica::{REPLICA_CHECK_WAIT, ReplicaHealth, ReplicaSettings};
 pub use store::{StoreError, Stored};
 pub use tokens::{StoredToken, TokenCache};
 
@@ -62,6 +64,8 @@ pub struct Database {
     group_commit: GroupCommit,
     /// The tokens as last read, refreshed by every group commit.
     tokens: TokenCache,
+    /// Where reports are read when it can serve them.
+    replica: Option<Arc<replica::Replica>>,
 }
 
 /// How many transactions of store calls are in flight at once, and how many
@@ -88,6 +92,31 @@ impl Database {
     /// Migrates, then builds the pool and starts the committers. Runs before the
     /// server accepts traffic.
     pub fn open(url: &DatabaseUrl, limits: DbLimits) -> Result<Self, SetupError> {
+        Self::open_with_replica(url, limits, None)
+    }
+
+    /// As [`Database::open`], with a read replica that reports read from
+    /// ([`Database::report`]). Migrations run on the primary only; the
+    /// replica receives them through replication.
+    pub fn open_with_replica(
+        url: &DatabaseUrl,
+        limits: DbLimits,
+        replica: Option<&ReplicaSettings>,
+    ) -> Result<Self, SetupError> {
+        let replica = replica
+            .map(|settings| {
+                match (url, &settings.url) {
+                    (DatabaseUrl::Sqlite(_), _) => {
+                        Err(ReplicaSetupError::SqlitePrimary(url.clone()))
+                    }
+                    (_, DatabaseUrl::Sqlite(_)) => {
+                        Err(ReplicaSetupError::SqliteReplica(settings.url.clone()))
+                    }
+                    (DatabaseUrl::Mysql(_), DatabaseUrl::Mysql(_)) => Ok(()),
+                }?;
+                replica::Replica::open(settings, &limits).map(Arc::new)
+            })
+            .transpose()?;
         let applied = migrate(url)?;
         for migration in &applied {
             tracing::info!(%migration, "applied migration");
@@ -112,6 +141,7 @@ impl Database {
             write_turn,
             group_commit,
             tokens,
+            replica,
         })
     }
 
@@ -169,6 +199,94 @@ impl Database {
         T: Send + 'static,
     {
         self.run(None, work).await
+    }
+
+    /// Runs the read-only work of a report (a listing, statistics, an export,
+    /// a dashboard page) on the read replica when there is one that can serve
+    /// it, else on the primary, like [`Database::read`]. What it reads may be
+    /// behind the primary by up to the replica's bound on lag: a read that
+    /// must see a write just made uses [`Database::read`]. The work runs on
+    /// one connection; a replica that gives none in time is passed over for
+    /// the primary (and counted), one that fails the work is taken for down.
+    pub async fn report<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(replica) = self.replica.clone() else {
+            return self.run(None, work).await;
+        };
+        let (permit, abandoned, mut on_drop) = self.admit()?;
+        let pool = self.pool.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            if abandoned.load(Ordering::SeqCst) {
+                return Err(DbError::Abandoned);
+            }
+            let Some(mut conn) = replica.checkout() else {
+                let mut conn = pool.get()?;
+                if abandoned.load(Ordering::SeqCst) {
+                    return Err(DbError::Abandoned);
+                }
+                return Ok(work(&mut conn)?);
+            };
+            if abandoned.load(Ordering::SeqCst) {
+                return Err(DbError::Abandoned);
+            }
+            let done = work(&mut conn).map_err(DbError::from);
+            if let Err(e) = &done
+                && e.class() == DbErrorClass::Unavailable
+            {
+                replica.read_failed(format!("a read on the read replica failed: {e:#}"));
+            }
+            done
+        })
+        .await
+        .map_err(|_| DbError::WorkerGone)?;
+        on_drop.0 = None;
+        result
+    }
+
+    /// Whether a read replica is configured.
+    pub fn has_replica(&self) -> bool {
+        self.replica.is_some()
+    }
+
+    /// Looks at the read replica now and tells what is seen, waiting at most
+    /// `wait` for the look (which itself may take up to `--db-timeout` to get
+    /// a connection): past that, or while another look is under way, what
+    /// was seen last. `None` without a replica.
+    pub async fn check_replica(&self, wait: Duration) -> Option<ReplicaHealth> {
+        let replica = self.replica.clone()?;
+        if let Some(looking) = replica.begin_check() {
+            let timeout = self.limits.checkout_timeout;
+            let checked = replica.clone();
+            let check = tokio::task::spawn_blocking(move || {
+                let _looking = looking;
+                checked.check(timeout);
+            });
+            // A look that takes longer goes on and records what it sees.
+            let _ = tokio::time::timeout(wait, check).await;
+        }
+        Some(replica.health())
+    }
+
+    /// Looks at the read replica every few seconds until `stop` turns true,
+    /// so that reports leave a replica that fell behind or went down, and
+    /// come back to it, without waiting for `/readyz` or `/metrics`.
+    pub async fn watch_replica(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        if self.replica.is_none() {
+            return;
+        }
+        let timeout = self.limits.checkout_timeout;
+        loop {
+            self.check_replica(timeout).await;
+            tokio::select! {
+                _ = tokio::time::sleep(replica::CHECK_EVERY) => {}
+                // Told to stop, or the server that would tell it has gone.
+                _ = stop.changed() => return,
+            }
+        }
     }
 
     /// Runs writing work on a blocking thread, taking turns with other writers on

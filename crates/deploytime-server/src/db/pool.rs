@@ -50,7 +50,7 @@ pub(crate) fn build(url: &DatabaseUrl, limits: &DbLimits) -> Result<Pool, SetupE
 
 /// Pool errors go to the log, through tracing like everything else.
 #[derive(Debug)]
-struct LogPoolErrors;
+pub(crate) struct LogPoolErrors;
 
 impl<E: std::fmt::Display> r2d2::HandleError<E> for LogPoolErrors {
     fn handle_error(&self, error: E) {

@@ -5,9 +5,11 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+use crate::db::ReplicaHealth;
 
 use deploytime_core::{Deployment, Phase};
 
@@ -33,6 +35,40 @@ pub struct Metrics {
     mails_queued: IntGauge,
     commit_sizes: Histogram,
     incidents_open: IntGauge,
+    replica: ReplicaMetrics,
+}
+
+/// The read replica's figures, exposed only when there is one.
+#[derive(Clone)]
+struct ReplicaMetrics {
+    up: IntGauge,
+    lag_seconds: Gauge,
+    serving_reports: IntGauge,
+    fallbacks: IntCounter,
+}
+
+impl ReplicaMetrics {
+    fn new() -> Result<Self, prometheus::Error> {
+        Ok(ReplicaMetrics {
+            up: IntGauge::new(
+                "read_replica_up",
+                "1 when the read replica answered when last looked at",
+            )?,
+            lag_seconds: Gauge::new(
+                "read_replica_lag_seconds",
+                "How far the read replica is behind the primary (NaN: unknown; while \
+                 replication is stopped, a lower bound)",
+            )?,
+            serving_reports: IntGauge::new(
+                "read_replica_serving_reports",
+                "1 when reports are read on the read replica, 0 when on the primary",
+            )?,
+            fallbacks: IntCounter::new(
+                "read_replica_fallbacks_total",
+                "Reports read on the primary because the read replica was down or too far behind",
+            )?,
+        })
+    }
 }
 
 impl Metrics {
@@ -125,7 +161,36 @@ impl Metrics {
             pool_max,
             commit_sizes,
             incidents_open,
+            replica: ReplicaMetrics::new()?,
         })
+    }
+
+    /// Adds the read replica's metrics to the exposition.
+    pub fn register_replica(&self) -> Result<(), prometheus::Error> {
+        let replica = &self.replica;
+        self.registry.register(Box::new(replica.up.clone()))?;
+        self.registry
+            .register(Box::new(replica.lag_seconds.clone()))?;
+        self.registry
+            .register(Box::new(replica.serving_reports.clone()))?;
+        self.registry.register(Box::new(replica.fallbacks.clone()))
+    }
+
+    /// The read replica as last looked at.
+    pub fn set_replica(&self, health: &ReplicaHealth) {
+        let replica = &self.replica;
+        replica.up.set(i64::from(health.up));
+        replica
+            .lag_seconds
+            .set(health.lag_seconds.unwrap_or(f64::NAN));
+        replica
+            .serving_reports
+            .set(i64::from(health.serving_reports));
+        // The data layer counts; the counter follows it.
+        let counted = replica.fallbacks.get();
+        if health.fallbacks > counted {
+            replica.fallbacks.inc_by(health.fallbacks - counted);
+        }
     }
 
     /// Adds the release gate's metrics to the exposition.

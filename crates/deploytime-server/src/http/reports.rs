@@ -43,7 +43,7 @@ pub(crate) async fn read_series(
     cutoff: AbandonCutoff,
 ) -> Result<Vec<Series>, ApiError> {
     let names = db
-        .read(move |conn| queries::stats_targets(conn, component.as_ref(), &environments))
+        .report(move |conn| queries::stats_targets(conn, component.as_ref(), &environments))
         .await?;
     read_named(db, names, (since, until), cutoff).await
 }
@@ -55,11 +55,11 @@ async fn read_named(
     cutoff: AbandonCutoff,
 ) -> Result<Vec<Series>, ApiError> {
     // The lead time's query runs only where some deployment carries commits.
-    let with_commits = !names.is_empty() && db.read(queries::any_commits).await?;
+    let with_commits = !names.is_empty() && db.report(queries::any_commits).await?;
     let share = names.len().div_ceil(STATS_READERS).max(1);
     let reads = names.chunks(share).map(|chunk| {
         let chunk = chunk.to_vec();
-        db.read(move |conn| {
+        db.report(move |conn| {
             chunk
                 .into_iter()
                 .map(|(component, environment)| {
@@ -99,13 +99,13 @@ pub(crate) async fn statistics(
 ) -> Result<(StatsResponse, Vec<Series>), ApiError> {
     let names = {
         let (component, environments) = (ask.component.clone(), ask.environments.clone());
-        db.read(move |conn| queries::stats_targets(conn, component.as_ref(), &environments))
+        db.report(move |conn| queries::stats_targets(conn, component.as_ref(), &environments))
             .await?
     };
     let window = (to_micros(ask.since), to_micros(ask.until));
     let incidents = {
         let (component, environments) = (ask.component.clone(), ask.environments.clone());
-        db.read(move |conn| {
+        db.report(move |conn| {
             queries::incident_samples(conn, component.as_ref(), &environments, window)
         })
         .await?
@@ -144,7 +144,7 @@ pub(crate) async fn statistics(
     let hint = if groups.iter().all(|group| group.deployments == 0) {
         let (component, environments) = (ask.component.clone(), ask.environments.clone());
         let latest = db
-            .read(move |conn| queries::latest_anchor(conn, component.as_ref(), &environments))
+            .report(move |conn| queries::latest_anchor(conn, component.as_ref(), &environments))
             .await?;
         latest.filter(|at| *at < window.0).map(|at| {
             format!(

@@ -70,6 +70,38 @@ pub fn mysql_admin_url() -> anyhow::Result<url::Url> {
     Ok(url::Url::parse(&raw)?)
 }
 
+/// The MariaDB primary and its GTID replica that the read replica tests use
+/// (`.ci/mariadb-replica.sh` starts them and prints these variables):
+/// `DEPLOYTIME_TEST_MYSQL_REPLICA_PRIMARY_URL`, `DEPLOYTIME_TEST_MYSQL_REPLICA_URL`
+/// (a user with every privilege) and `DEPLOYTIME_TEST_MYSQL_REPLICA_READER_URL`
+/// (a user that may only SELECT).
+#[derive(Debug, Clone)]
+pub struct ReplicaPair {
+    pub primary: url::Url,
+    pub replica: url::Url,
+    pub reader: url::Url,
+}
+
+/// The replica pair, or why the tests cannot have it: like the other MySQL
+/// tests, the replica tests fail without it, they are not skipped.
+pub fn mysql_replica_pair() -> anyhow::Result<ReplicaPair> {
+    let var = |name: &str| -> anyhow::Result<url::Url> {
+        let raw = std::env::var(name).map_err(|_| {
+            anyhow::anyhow!(
+                "the read replica tests run with the mysql feature: set {name} \
+                 (`eval \"$(bash .ci/mariadb-replica.sh)\"` starts a primary and a replica \
+                 and prints the variables)"
+            )
+        })?;
+        Ok(url::Url::parse(&raw)?)
+    };
+    Ok(ReplicaPair {
+        primary: var("DEPLOYTIME_TEST_MYSQL_REPLICA_PRIMARY_URL")?,
+        replica: var("DEPLOYTIME_TEST_MYSQL_REPLICA_URL")?,
+        reader: var("DEPLOYTIME_TEST_MYSQL_REPLICA_READER_URL")?,
+    })
+}
+
 impl TestDatabase {
     /// A SQLite database in a directory of its own, `DIR/data/deploytime.db`, so
     /// that a test can take the directory away and bring it back.
@@ -101,9 +133,15 @@ impl TestDatabase {
 
     #[cfg(feature = "mysql")]
     fn create_mysql() -> anyhow::Result<Self> {
+        Self::create_mysql_on(&mysql_admin_url()?)
+    }
+
+    /// A database of its own on the MySQL server at `admin`, which may
+    /// create databases (the read replica tests' primary).
+    #[cfg(feature = "mysql")]
+    pub fn create_mysql_on(admin: &url::Url) -> anyhow::Result<Self> {
         use diesel::Connection;
         use diesel::connection::SimpleConnection;
-        let admin = mysql_admin_url()?;
         let name = format!("dt_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = diesel::mysql::MysqlConnection::establish(admin.as_str())?;
         conn.batch_execute(&format!("CREATE DATABASE `{name}`"))?;

@@ -27,6 +27,9 @@ mod outage;
 mod pages;
 mod pairing;
 mod releases;
+// A MariaDB primary and its replica (.ci/mariadb-replica.sh).
+#[cfg(feature = "mysql")]
+mod replica;
 mod reporting;
 mod restart;
 mod startup;

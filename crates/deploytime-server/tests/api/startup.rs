@@ -46,6 +46,28 @@ async fn mysql_unknown_database_is_reported_in_mysql_words() {
     assert!(message.contains("Unknown database"), "{message}");
 }
 
+/// SQLite has no replication: a read replica beside a SQLite database is a
+/// mistake, refused with what to do instead.
+#[tokio::test]
+async fn a_read_replica_beside_sqlite_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::Sqlite(dir.path().join("deploytime.db"));
+    let mut settings = settings(&url);
+    settings.read_database_url = Some(DatabaseUrl::Mysql(
+        "mysql://reader:secret@replica:3306/deploytime".to_owned(),
+    ));
+    let message = match Application::build(&settings) {
+        Ok(_) => panic!("the server started with a replica of SQLite"),
+        Err(e) => e.to_string(),
+    };
+    assert!(message.contains("--read-database-url"), "{message}");
+    assert!(message.contains("SQLite has no replication"), "{message}");
+    assert!(
+        !dir.path().join("deploytime.db").exists(),
+        "refused before touching the database"
+    );
+}
+
 /// SQLite resolves `..` itself, even after a directory that does not exist; the
 /// server must judge the file SQLite opened, not the path as written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

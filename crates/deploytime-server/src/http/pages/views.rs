@@ -127,7 +127,7 @@ pub(crate) struct FilterForm {
 impl FilterForm {
     pub(crate) async fn new(db: &Database, filters: &PageFilters, action: &'static str) -> Self {
         let targets = db
-            .read(|conn| queries::stats_targets(conn, None, &[]))
+            .report(|conn| queries::stats_targets(conn, None, &[]))
             .await
             .unwrap_or_default();
         let known: BTreeSet<String> = targets.iter().map(|(_, e)| e.to_string()).collect();
@@ -427,7 +427,7 @@ pub(crate) async fn component(
         until: Some(filters.until),
     };
     let listed = match db
-        .read(move |conn| queries::list_deployments(conn, &filter, cursor, None, PAGE + 1))
+        .report(move |conn| queries::list_deployments(conn, &filter, cursor, None, PAGE + 1))
         .await
     {
         Ok(listed) => listed,
@@ -511,17 +511,22 @@ pub(crate) async fn deployment(
     let now = Utc::now();
     let filters = PageFilters::parse(&query_pairs(&req), now);
     let key = id.to_string();
-    let found = db
-        .read(move |conn| {
-            let Some(row) = queries::find_deployment_row(conn, &key)? else {
-                return Ok(None);
-            };
-            let deployment = row.into_deployment()?;
-            let events = queries::events_of_deployment(conn, &key)?;
-            let corrections = queries::corrections_of(conn, &key)?;
-            Ok(Some((deployment, events, corrections)))
-        })
-        .await;
+    let read = move |conn: &mut crate::db::DbConnection| {
+        let Some(row) = queries::find_deployment_row(conn, &key)? else {
+            return Ok(None);
+        };
+        let deployment = row.into_deployment()?;
+        let events = queries::events_of_deployment(conn, &key)?;
+        let corrections = queries::corrections_of(conn, &key)?;
+        Ok(Some((deployment, events, corrections)))
+    };
+    // A page of the dashboard reads the replica; a deployment it does not
+    // have yet (one stored a moment ago, its link followed at once) is looked
+    // for on the primary before the page says there is none.
+    let found = match db.report(read.clone()).await {
+        Ok(None) if db.has_replica() => db.read(read).await,
+        found => found,
+    };
     let (deployment, events, corrections) = match found {
         Ok(Some(found)) => found,
         Ok(None) => {

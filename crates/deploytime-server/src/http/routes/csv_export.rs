@@ -94,7 +94,7 @@ fn fetch_page<R: Send + 'static>(
 ) -> JoinHandle<FetchedPage<R>> {
     let db = db.clone();
     actix_web::rt::spawn(async move {
-        let read = db.read(move |conn| {
+        let read = db.report(move |conn| {
             let (down_to, end) = match (end, &export.page_end) {
                 (Some(end), Some(page_end)) => {
                     let found = page_end(conn, after, PAGE)?;

@@ -110,7 +110,7 @@ pub(crate) async fn list_deployments(
     }
 
     let rows = db
-        .read(move |conn| queries::list_deployments(conn, &filter, cursor, None, limit + 1))
+        .report(move |conn| queries::list_deployments(conn, &filter, cursor, None, limit + 1))
         .await?;
     Ok(HttpResponse::Ok().json(page(rows, limit, |deployment| {
         DeploymentView::new(deployment, &cutoff)

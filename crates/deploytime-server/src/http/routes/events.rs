@@ -248,7 +248,7 @@ pub(crate) async fn list_events(
         ));
     }
     let rows = db
-        .read(move |conn| queries::list_events(conn, &filter, cursor, None, limit + 1))
+        .report(move |conn| queries::list_events(conn, &filter, cursor, None, limit + 1))
         .await?;
     Ok(HttpResponse::Ok().json(page(rows, limit, EventView::from)))
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use deploytime_core::access::Role;
 use deploytime_core::wire::Problem;
 
-use crate::db::Database;
+use crate::db::{Database, REPLICA_CHECK_WAIT, ReplicaHealth};
 use crate::http::HttpSettings;
 use crate::http::error::{AccessProblems, ApiError};
 use crate::http::guard::authorize;
@@ -20,10 +20,45 @@ pub(crate) struct Health {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Readiness {
-    /// Always `ready`.
+    /// `ready`, or `degraded` when the read replica is down or further behind
+    /// than `--max-replica-lag` (reports are then read on the primary).
+    #[schema(example = "ready")]
     status: &'static str,
     /// sqlite or mysql.
     database: &'static str,
+    /// The read replica, when the server has one (`--read-database-url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_replica: Option<ReplicaReadiness>,
+}
+
+/// The read replica as `/readyz` saw it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ReplicaReadiness {
+    /// The replica answered.
+    up: bool,
+    /// Seconds behind the primary; null when unknown (down, or its user may
+    /// not read the replication status). While replication is stopped, the
+    /// time since it was first seen stopped: a lower bound.
+    lag_seconds: Option<f64>,
+    /// `--max-replica-lag`, in seconds.
+    max_lag_seconds: f64,
+    /// Whether reports are read on the replica now, rather than the primary.
+    serving_reports: bool,
+    /// What is wrong, when something is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
+}
+
+impl From<ReplicaHealth> for ReplicaReadiness {
+    fn from(health: ReplicaHealth) -> Self {
+        ReplicaReadiness {
+            up: health.up,
+            lag_seconds: health.lag_seconds,
+            max_lag_seconds: health.max_lag_seconds,
+            serving_reports: health.serving_reports,
+            problem: health.problem,
+        }
+    }
 }
 
 /// The process is up and serving HTTP.
@@ -38,21 +73,34 @@ pub(crate) async fn healthz() -> HttpResponse {
 }
 
 /// The database answers a trivial query in time (the database timeout, 2s by
-/// default): the server can do real work.
+/// default): the server can do real work. With a read replica, the answer
+/// says how it is; a replica that is down or behind makes the server
+/// `degraded`, still ready (reports are then read on the primary).
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "The database answers", body = Readiness),
+        (status = 200, description = "The database answers (`degraded`: the read replica does not serve reports)", body = Readiness),
         (status = 503, description = "The database does not answer in time", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub(crate) async fn readyz(db: web::Data<Database>) -> Result<HttpResponse, ApiError> {
-    db.is_ready(db.limits().checkout_timeout).await?;
+pub(crate) async fn readyz(
+    db: web::Data<Database>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let timeout = db.limits().checkout_timeout;
+    let (primary, replica) =
+        tokio::join!(db.is_ready(timeout), db.check_replica(REPLICA_CHECK_WAIT));
+    primary?;
+    if let Some(health) = &replica {
+        metrics.set_replica(health);
+    }
+    let degraded = replica.as_ref().is_some_and(|health| health.degraded);
     Ok(HttpResponse::Ok().json(Readiness {
-        status: "ready",
+        status: if degraded { "degraded" } else { "ready" },
         database: db.url().backend_name(),
+        read_replica: replica.map(ReplicaReadiness::from),
     }))
 }
 
@@ -95,6 +143,9 @@ pub(crate) async fn metrics(
             metrics.set_incidents_open(incidents_open);
         }
         Err(e) => tracing::debug!(error = %e, "the release gate's figures are not current"),
+    }
+    if let Some(health) = db.check_replica(REPLICA_CHECK_WAIT).await {
+        metrics.set_replica(&health);
     }
     let text = metrics
         .render(db.pool_state(), db.limits().pool_size.max(1))

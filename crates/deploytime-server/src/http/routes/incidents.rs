@@ -350,7 +350,7 @@ pub(crate) async fn list_incidents(
     let cursor = errors.cursor(query.cursor);
     errors.finish()?;
     let rows = db
-        .read(move |conn| queries::list_incidents(conn, &filter, cursor, limit + 1))
+        .report(move |conn| queries::list_incidents(conn, &filter, cursor, limit + 1))
         .await?;
     Ok(HttpResponse::Ok().json(page(rows, limit, IncidentView::from)))
 }

@@ -166,7 +166,7 @@ pub(crate) async fn list_components(
     settings: web::Data<HttpSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let cutoff = settings.abandon.cutoff(Utc::now());
-    let rows = db.read(queries::component_summaries).await?;
+    let rows = db.report(queries::component_summaries).await?;
     Ok(HttpResponse::Ok().json(ComponentsResponse {
         items: rows
             .into_iter()
