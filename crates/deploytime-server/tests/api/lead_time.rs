@@ -391,7 +391,44 @@ async fn bad_commits_are_refused_and_nothing_is_stored(backend: Backend) {
     assert_eq!(detail["commits"].as_array().unwrap().len(), 1);
 }
 
+async fn the_dashboard_shows_lead_time_beside_the_other_keys(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let now = Utc::now();
+    // Committed three hours before a deploy that started two hours ago.
+    deploy(
+        &app,
+        "api",
+        now - Duration::hours(2),
+        600,
+        "success",
+        vec![commit("d000001", now - Duration::hours(5))],
+    )
+    .await;
+    deploy(&app, "web", now - Duration::hours(1), 60, "success", vec![]).await;
+    let page = scraper::Html::parse_document(&app.get("/").await.text().await.unwrap());
+    let headings: Vec<String> = page
+        .select(&scraper::Selector::parse("#components-table thead th").unwrap())
+        .map(|h| h.text().collect::<String>().trim().to_owned())
+        .collect();
+    let lead = headings.iter().position(|h| h == "Lead time").unwrap();
+    let rows = crate::helpers::cells(&page, "#components-table");
+    // 5 h 10 min: elite (under a day); web shipped no commits: no figure.
+    assert!(rows[0][lead].ends_with("elite"), "{:?}", rows[0]);
+    assert_eq!(rows[1][lead], "-", "{:?}", rows[1]);
+    let cards: Vec<String> = page
+        .select(&scraper::Selector::parse(".card").unwrap())
+        .map(|c| c.text().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(
+        cards
+            .iter()
+            .any(|c| c.contains("Lead time for changes") && c.contains("elite")),
+        "{cards:?}"
+    );
+}
+
 backend_tests!(
+    the_dashboard_shows_lead_time_beside_the_other_keys,
     lead_time_is_per_commit_and_exact,
     the_deployed_commit_is_told_to_the_next_pipeline,
     rollbacks_count_as_change_failures_when_asked,
