@@ -6,6 +6,7 @@ pub(super) mod csv_export;
 pub(super) mod deployments;
 pub(super) mod events;
 pub(super) mod health;
+pub(super) mod hooks;
 pub(super) mod openapi;
 pub(super) mod params;
 mod query_schemas;
@@ -109,6 +110,16 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, settings: &HttpSettings) {
             .service(
                 web::resource("/approvals")
                     .route(web::post().to(releases::post_approval))
+                    .default_service(method_not_allowed("POST")),
+            )
+            .service(
+                web::resource("/hooks/github")
+                    .route(web::post().to(hooks::github))
+                    .default_service(method_not_allowed("POST")),
+            )
+            .service(
+                web::resource("/hooks/gitlab")
+                    .route(web::post().to(hooks::gitlab))
                     .default_service(method_not_allowed("POST")),
             )
             .service(

@@ -8,7 +8,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{deployments, events, health, releases, stats};
+use super::{deployments, events, health, hooks, releases, stats};
 
 struct BearerAuth;
 
@@ -44,6 +44,8 @@ impl Modify for BearerAuth {
         releases::get_release,
         releases::release_audit,
         releases::post_approval,
+        hooks::github,
+        hooks::gitlab,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -87,6 +89,8 @@ mod tests {
             "/api/v1/stats",
             "/api/v1/components",
             "/api/v1/openapi.json",
+            "/api/v1/hooks/github",
+            "/api/v1/hooks/gitlab",
             "/healthz",
             "/readyz",
             "/metrics",

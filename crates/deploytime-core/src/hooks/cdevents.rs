@@ -1,0 +1,1 @@
+//! CDEvents carried as CloudEvents.

@@ -1,0 +1,451 @@
+//! The hook endpoints with the providers' own payloads
+//! (tests/fixtures/hooks, sources in its README), signed as the providers sign
+//! them. What was stored is read back through the API; expected durations are
+//! computed here from the fixtures' timestamps.
+//!
+//! Substitutions made by these tests (never in the files): a GitHub
+//! `deployment_status.state` and `created_at` for another step of the same
+//! deployment; a GitLab `status` and `status_changed_at` likewise; a CDEvent's
+//! `context.id`, `context.type` and `context.timestamp` for the other end of
+//! the same run (the spec's examples all share one id and one instant).
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::backend_tests;
+use crate::helpers::{Backend, TestApp, expect_problem};
+
+const GITHUB_SECRET: &str = "It's a Secret to Everybody";
+const GITLAB_TOKEN: &str = "gitlab-secret-token";
+
+fn fixture(path: &str) -> Vec<u8> {
+    let full = format!("{}/tests/fixtures/hooks/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+fn fixture_json(path: &str) -> Value {
+    serde_json::from_slice(&fixture(path)).unwrap()
+}
+
+fn instant(value: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(value.as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// GitHub's signature of a body: `sha256=` and the hex HMAC-SHA256.
+fn github_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn github_app(backend: Backend) -> TestApp {
+    TestApp::spawn_with(backend, |s| {
+        s.hooks = deploytime_server::access::HookSecrets::new(
+            vec![GITHUB_SECRET.into()],
+            vec![GITLAB_TOKEN.into()],
+        )
+        .unwrap();
+    })
+    .await
+}
+
+impl TestApp {
+    async fn github_signed_with(
+        &self,
+        secret: &str,
+        event: &str,
+        delivery: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/hooks/github"))
+            .header("Content-Type", "application/json")
+            .header("X-GitHub-Event", event)
+            .header("X-GitHub-Delivery", delivery)
+            .header("X-Hub-Signature-256", github_signature(secret, &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn github(&self, event: &str, delivery: &str, body: Vec<u8>) -> reqwest::Response {
+        self.github_signed_with(GITHUB_SECRET, event, delivery, body)
+            .await
+    }
+
+    /// The deployments of a component, through the API.
+    async fn deployments_of(&self, component: &str) -> Vec<Value> {
+        let body = self
+            .get_json(&format!("/api/v1/deployments?component={component}"))
+            .await;
+        body["items"].as_array().unwrap().clone()
+    }
+
+    async fn metric(&self, name_and_labels: &str) -> Option<f64> {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find(|l| l.starts_with(name_and_labels))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|v| v.parse().unwrap())
+    }
+}
+
+async fn status_of(response: reqwest::Response, expected: u16) -> Value {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, expected, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The `deployment_status` fixture at another step: `state` and its time.
+fn github_status(state: &str, created_at: &Value) -> Vec<u8> {
+    let mut payload = fixture_json("github/deployment_status.json");
+    payload["deployment_status"]["state"] = state.into();
+    payload["deployment_status"]["created_at"] = created_at.clone();
+    serde_json::to_vec(&payload).unwrap()
+}
+
+async fn github_lifecycle_is_one_deployment_with_githubs_times(backend: Backend) {
+    let app = github_app(backend).await;
+    let created = fixture_json("github/deployment.json");
+    let status = fixture_json("github/deployment_status.json");
+    let started = instant(&created["deployment"]["created_at"]);
+    let finished = instant(&status["deployment_status"]["created_at"]);
+
+    let start = status_of(
+        app.github("deployment", "d-created", fixture("github/deployment.json"))
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(start["result"], "stored");
+    // GitHub then reports the deployment as in progress: nothing new.
+    let again = status_of(
+        app.github(
+            "deployment_status",
+            "d-in-progress",
+            github_status("in_progress", &status["deployment_status"]["created_at"]),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(again["result"], "replayed", "{again}");
+    let finish = status_of(
+        app.github(
+            "deployment_status",
+            "d-success",
+            fixture("github/deployment_status.json"),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(
+        finish["events"][0]["deployment_id"],
+        start["events"][0]["deployment_id"]
+    );
+
+    let deployments = app.deployments_of("Codertocat/Hello-World").await;
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    let deployment = &deployments[0];
+    assert_eq!(deployment["state"], "succeeded");
+    assert_eq!(
+        deployment["environment"],
+        created["deployment"]["environment"]
+    );
+    assert_eq!(deployment["version"], created["deployment"]["sha"]);
+    assert_eq!(
+        deployment["owner"],
+        created["deployment"]["creator"]["login"]
+    );
+    assert_eq!(instant(&deployment["started_at"]), started);
+    assert_eq!(instant(&deployment["finished_at"]), finished);
+    assert_eq!(
+        deployment["duration_seconds"].as_f64().unwrap(),
+        (finished - started).num_milliseconds() as f64 / 1000.0
+    );
+    let detail = app.deployment(deployment["id"].as_str().unwrap()).await;
+    let events = detail["events"].as_array().unwrap();
+    assert_eq!(
+        events.len(),
+        2,
+        "the repeated start is not stored: {events:?}"
+    );
+    assert_eq!(events[0]["attributes"]["provider"], "github");
+    assert_eq!(
+        app.metric("deploytime_hook_deliveries_total{outcome=\"stored\",source=\"github\"}")
+            .await,
+        Some(2.0)
+    );
+    assert_eq!(
+        app.metric("deploytime_hook_deliveries_total{outcome=\"replayed\",source=\"github\"}")
+            .await,
+        Some(1.0)
+    );
+}
+
+async fn github_redelivery_is_stored_once(backend: Backend) {
+    let app = github_app(backend).await;
+    let first = status_of(
+        app.github("deployment", "same-guid", fixture("github/deployment.json"))
+            .await,
+        201,
+    )
+    .await;
+    let second = status_of(
+        app.github("deployment", "same-guid", fixture("github/deployment.json"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(second["result"], "replayed");
+    assert_eq!(
+        second["events"][0]["event_id"],
+        first["events"][0]["event_id"]
+    );
+    // A redelivered finish, under another delivery id, closes nothing twice.
+    for delivery in ["s-1", "s-1", "s-2"] {
+        app.github(
+            "deployment_status",
+            delivery,
+            fixture("github/deployment_status.json"),
+        )
+        .await;
+    }
+    let deployments = app.deployments_of("Codertocat/Hello-World").await;
+    assert_eq!(deployments.len(), 1);
+    let detail = app.deployment(deployments[0]["id"].as_str().unwrap()).await;
+    assert_eq!(detail["events"].as_array().unwrap().len(), 2);
+}
+
+async fn github_success_before_in_progress_pairs_with_true_times(backend: Backend) {
+    let app = github_app(backend).await;
+    let status = fixture_json("github/deployment_status.json");
+    let finished = instant(&status["deployment_status"]["created_at"]);
+    // The in-progress status, dated when the deployment was created.
+    let in_progress_at = status["deployment"]["created_at"].clone();
+    let started = instant(&in_progress_at);
+
+    status_of(
+        app.github(
+            "deployment_status",
+            "late-success",
+            fixture("github/deployment_status.json"),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let finished_first = app.deployments_of("Codertocat/Hello-World").await;
+    assert_eq!(finished_first.len(), 1);
+    assert!(finished_first[0]["started_at"].is_null());
+
+    status_of(
+        app.github(
+            "deployment_status",
+            "early-in-progress",
+            github_status("in_progress", &in_progress_at),
+        )
+        .await,
+        201,
+    )
+    .await;
+    // The `deployment` event arriving last adds nothing.
+    status_of(
+        app.github(
+            "deployment",
+            "created-last",
+            fixture("github/deployment.json"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let deployments = app.deployments_of("Codertocat/Hello-World").await;
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    assert_eq!(deployments[0]["state"], "succeeded");
+    assert_eq!(instant(&deployments[0]["started_at"]), started);
+    assert_eq!(
+        deployments[0]["duration_seconds"].as_f64().unwrap(),
+        (finished - started).num_milliseconds() as f64 / 1000.0
+    );
+}
+
+async fn github_failure_and_error_are_failed_with_their_code(backend: Backend) {
+    let app = github_app(backend).await;
+    let status = fixture_json("github/deployment_status.json");
+    app.github("deployment", "c", fixture("github/deployment.json"))
+        .await;
+    status_of(
+        app.github(
+            "deployment_status",
+            "f",
+            github_status("failure", &status["deployment_status"]["created_at"]),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let deployments = app.deployments_of("Codertocat/Hello-World").await;
+    assert_eq!(deployments[0]["state"], "failed");
+    assert_eq!(deployments[0]["status"], "failure");
+    // `inactive` only says a newer deployment replaced this one.
+    let inactive = status_of(
+        app.github(
+            "deployment_status",
+            "i",
+            github_status("inactive", &status["deployment_status"]["created_at"]),
+        )
+        .await,
+        202,
+    )
+    .await;
+    assert_eq!(inactive["result"], "ignored");
+}
+
+async fn github_refuses_bad_signatures_and_stores_nothing(backend: Backend) {
+    let app = github_app(backend).await;
+    let body = fixture("github/deployment.json");
+    let wrong = app
+        .github_signed_with("not the secret", "deployment", "x", body.clone())
+        .await;
+    expect_problem(wrong, 401).await;
+    let unsigned = app
+        .client
+        .post(app.url("/api/v1/hooks/github"))
+        .header("Content-Type", "application/json")
+        .header("X-GitHub-Event", "deployment")
+        .header("X-GitHub-Delivery", "y")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    expect_problem(unsigned, 401).await;
+    // Signed, then changed on the way.
+    let mut tampered = body.clone();
+    let signature = github_signature(GITHUB_SECRET, &body);
+    tampered.extend_from_slice(b" ");
+    let response = app
+        .client
+        .post(app.url("/api/v1/hooks/github"))
+        .header("Content-Type", "application/json")
+        .header("X-GitHub-Event", "deployment")
+        .header("X-GitHub-Delivery", "z")
+        .header("X-Hub-Signature-256", signature)
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, 401).await;
+    assert!(app.all_deployments().await.is_empty());
+    assert_eq!(
+        app.metric("deploytime_hook_deliveries_total{outcome=\"rejected\",source=\"github\"}")
+            .await,
+        Some(3.0)
+    );
+}
+
+async fn github_answers_ping_bad_json_unknown_events_and_large_bodies(backend: Backend) {
+    let app = github_app(backend).await;
+    let pong = status_of(
+        app.github("ping", "p", fixture("github/ping.json")).await,
+        200,
+    )
+    .await;
+    assert_eq!(pong["result"], "ignored");
+    let bad = app
+        .github("deployment", "b", b"{\"deployment\": ".to_vec())
+        .await;
+    expect_problem(bad, 400).await;
+    let push = status_of(
+        app.github("push", "u", fixture("github/deployment.json"))
+            .await,
+        202,
+    )
+    .await;
+    assert_eq!(push["result"], "ignored");
+    // A deployment payload without what a deployment has is the sender's
+    // mistake, named.
+    let empty = app.github("deployment", "e", b"{}".to_vec()).await;
+    let problem = expect_problem(empty, 422).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("deployment.id")
+    );
+    // 5 MiB: refused before it is read.
+    let mut large = b"{\"padding\": \"".to_vec();
+    large.resize(5 * 1024 * 1024, b'a');
+    large.extend_from_slice(b"\"}");
+    let response = app.github("deployment", "l", large).await;
+    expect_problem(response, 413).await;
+    assert!(app.all_deployments().await.is_empty());
+}
+
+async fn github_hook_is_off_without_a_secret_and_accepts_two_during_rotation(backend: Backend) {
+    let off = TestApp::spawn(backend).await;
+    let response = off
+        .github("deployment", "x", fixture("github/deployment.json"))
+        .await;
+    expect_problem(response, 404).await;
+
+    let rotating = TestApp::spawn_with(backend, |s| {
+        s.hooks = deploytime_server::access::HookSecrets::new(
+            vec!["old-secret".into(), "new-secret".into()],
+            vec![],
+        )
+        .unwrap();
+    })
+    .await;
+    for (secret, delivery) in [("old-secret", "a"), ("new-secret", "b")] {
+        let response = rotating
+            .github_signed_with(secret, "ping", delivery, fixture("github/ping.json"))
+            .await;
+        assert_eq!(response.status(), 200, "{secret}");
+    }
+    let response = rotating
+        .github_signed_with(GITHUB_SECRET, "ping", "c", fixture("github/ping.json"))
+        .await;
+    expect_problem(response, 401).await;
+}
+
+async fn github_hook_cannot_read(backend: Backend) {
+    let app = github_app(backend).await;
+    // A token exists, so anonymous reads are refused; the webhook's
+    // signature is no credential for anything but its own endpoint.
+    app.create_token("reader", deploytime_server::access::Role::Read, &[])
+        .await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/deployments"))
+        .header("X-Hub-Signature-256", github_signature(GITHUB_SECRET, b""))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, 401).await;
+    // ... while deliveries are still stored.
+    status_of(
+        app.github("deployment", "d", fixture("github/deployment.json"))
+            .await,
+        201,
+    )
+    .await;
+}
+
+backend_tests!(
+    github_lifecycle_is_one_deployment_with_githubs_times,
+    github_redelivery_is_stored_once,
+    github_success_before_in_progress_pairs_with_true_times,
+    github_failure_and_error_are_failed_with_their_code,
+    github_refuses_bad_signatures_and_stores_nothing,
+    github_answers_ping_bad_json_unknown_events_and_large_bodies,
+    github_hook_is_off_without_a_secret_and_accepts_two_during_rotation,
+    github_hook_cannot_read,
+);
