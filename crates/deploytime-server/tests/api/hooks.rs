@@ -42,7 +42,7 @@ fn github_signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-async fn github_app(backend: Backend) -> TestApp {
+async fn hooks_app(backend: Backend) -> TestApp {
     TestApp::spawn_with(backend, |s| {
         s.hooks = deploytime_server::access::HookSecrets::new(
             vec![GITHUB_SECRET.into()],
@@ -111,7 +111,7 @@ fn github_status(state: &str, created_at: &Value) -> Vec<u8> {
 }
 
 async fn github_lifecycle_is_one_deployment_with_githubs_times(backend: Backend) {
-    let app = github_app(backend).await;
+    let app = hooks_app(backend).await;
     let created = fixture_json("github/deployment.json");
     let status = fixture_json("github/deployment_status.json");
     let started = instant(&created["deployment"]["created_at"]);
@@ -191,7 +191,7 @@ async fn github_lifecycle_is_one_deployment_with_githubs_times(backend: Backend)
 }
 
 async fn github_redelivery_is_stored_once(backend: Backend) {
-    let app = github_app(backend).await;
+    let app = hooks_app(backend).await;
     let first = status_of(
         app.github("deployment", "same-guid", fixture("github/deployment.json"))
             .await,
@@ -225,7 +225,7 @@ async fn github_redelivery_is_stored_once(backend: Backend) {
 }
 
 async fn github_success_before_in_progress_pairs_with_true_times(backend: Backend) {
-    let app = github_app(backend).await;
+    let app = hooks_app(backend).await;
     let status = fixture_json("github/deployment_status.json");
     let finished = instant(&status["deployment_status"]["created_at"]);
     // The in-progress status, dated when the deployment was created.
@@ -278,7 +278,7 @@ async fn github_success_before_in_progress_pairs_with_true_times(backend: Backen
 }
 
 async fn github_failure_and_error_are_failed_with_their_code(backend: Backend) {
-    let app = github_app(backend).await;
+    let app = hooks_app(backend).await;
     let status = fixture_json("github/deployment_status.json");
     app.github("deployment", "c", fixture("github/deployment.json"))
         .await;
@@ -310,7 +310,7 @@ async fn github_failure_and_error_are_failed_with_their_code(backend: Backend) {
 }
 
 async fn github_refuses_bad_signatures_and_stores_nothing(backend: Backend) {
-    let app = github_app(backend).await;
+    let app = hooks_app(backend).await;
     let body = fixture("github/deployment.json");
     let wrong = app
         .github_signed_with("not the secret", "deployment", "x", body.clone())
@@ -352,7 +352,7 @@ async fn github_refuses_bad_signatures_and_stores_nothing(backend: Backend) {
 }
 
 async fn github_answers_ping_bad_json_unknown_events_and_large_bodies(backend: Backend) {
-    let app = github_app(backend).await;
+    let app = hooks_app(backend).await;
     let pong = status_of(
         app.github("ping", "p", fixture("github/ping.json")).await,
         200,
@@ -417,7 +417,7 @@ async fn github_hook_is_off_without_a_secret_and_accepts_two_during_rotation(bac
 }
 
 async fn github_hook_cannot_read(backend: Backend) {
-    let app = github_app(backend).await;
+    let app = hooks_app(backend).await;
     // A token exists, so anonymous reads are refused; the webhook's
     // signature is no credential for anything but its own endpoint.
     app.create_token("reader", deploytime_server::access::Role::Read, &[])
@@ -439,6 +439,164 @@ async fn github_hook_cannot_read(backend: Backend) {
     .await;
 }
 
+impl TestApp {
+    async fn gitlab_with(
+        &self,
+        token: Option<&str>,
+        delivery: Option<&str>,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/api/v1/hooks/gitlab"))
+            .header("Content-Type", "application/json")
+            .header("X-Gitlab-Event", "Deployment Hook");
+        if let Some(token) = token {
+            request = request.header("X-Gitlab-Token", token);
+        }
+        if let Some(delivery) = delivery {
+            request = request.header("Idempotency-Key", delivery);
+        }
+        request.body(body).send().await.unwrap()
+    }
+
+    async fn gitlab(&self, delivery: &str, body: Vec<u8>) -> reqwest::Response {
+        self.gitlab_with(Some(GITLAB_TOKEN), Some(delivery), body)
+            .await
+    }
+}
+
+/// GitLab's `status_changed_at` (`2021-04-28 21:50:00 +0200`).
+fn gitlab_instant(value: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_str(value.as_str().unwrap(), "%Y-%m-%d %H:%M:%S %z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// The deployment fixture at another step: `status` and its time.
+fn gitlab_step(status: &str, changed_at: &str) -> Vec<u8> {
+    let mut payload = fixture_json("gitlab/deployment.json");
+    payload["status"] = status.into();
+    payload["status_changed_at"] = changed_at.into();
+    serde_json::to_vec(&payload).unwrap()
+}
+
+async fn gitlab_lifecycle_in_either_order(backend: Backend) {
+    let app = hooks_app(backend).await;
+    let fixture_payload = fixture_json("gitlab/deployment.json");
+    let finished = gitlab_instant(&fixture_payload["status_changed_at"]);
+    // The job started four minutes before GitLab reported success.
+    let running_at = "2021-04-28 21:46:00 +0200";
+    let started = gitlab_instant(&running_at.into());
+
+    // Success first, then running: they pair all the same.
+    let finish = status_of(
+        app.gitlab("g-success", fixture("gitlab/deployment.json"))
+            .await,
+        201,
+    )
+    .await;
+    let start = status_of(
+        app.gitlab("g-running", gitlab_step("running", running_at))
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(
+        finish["events"][0]["deployment_id"],
+        start["events"][0]["deployment_id"]
+    );
+    // GitLab retries with the same Idempotency-Key: nothing new.
+    let retry = status_of(
+        app.gitlab("g-success", fixture("gitlab/deployment.json"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(retry["result"], "replayed");
+
+    let component = fixture_payload["project"]["path_with_namespace"]
+        .as_str()
+        .unwrap();
+    let deployments = app.deployments_of(component).await;
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    let deployment = &deployments[0];
+    assert_eq!(deployment["state"], "succeeded");
+    assert_eq!(deployment["environment"], fixture_payload["environment"]);
+    assert_eq!(deployment["owner"], fixture_payload["user"]["username"]);
+    let sha = fixture_payload["commit_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    assert_eq!(deployment["version"], sha);
+    assert_eq!(instant(&deployment["started_at"]), started);
+    assert_eq!(instant(&deployment["finished_at"]), finished);
+    assert_eq!(
+        deployment["duration_seconds"].as_f64().unwrap(),
+        (finished - started).num_seconds() as f64
+    );
+}
+
+async fn gitlab_failed_and_canceled_finish_the_deployment(backend: Backend) {
+    let app = hooks_app(backend).await;
+    for (status, expected_state) in [("failed", "failed"), ("canceled", "cancelled")] {
+        let mut payload = fixture_json("gitlab/deployment.json");
+        // Another deployment of the same project for each status.
+        payload["deployment_id"] = format!("{status}-run").into();
+        payload["status"] = status.into();
+        let response = app
+            .gitlab(status, serde_json::to_vec(&payload).unwrap())
+            .await;
+        let receipt = status_of(response, 201).await;
+        let id = receipt["events"][0]["deployment_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let deployment = app.deployment(&id).await;
+        assert_eq!(deployment["state"], expected_state, "{deployment}");
+    }
+    let created = status_of(
+        app.gitlab(
+            "created",
+            gitlab_step("created", "2021-04-28 21:40:00 +0200"),
+        )
+        .await,
+        202,
+    )
+    .await;
+    assert_eq!(created["result"], "ignored");
+}
+
+async fn gitlab_refuses_a_wrong_token_and_bad_bodies(backend: Backend) {
+    let app = hooks_app(backend).await;
+    for token in [None, Some("wrong")] {
+        let response = app
+            .gitlab_with(token, Some("k"), fixture("gitlab/deployment.json"))
+            .await;
+        expect_problem(response, 401).await;
+    }
+    expect_problem(app.gitlab("bad", b"not json".to_vec()).await, 400).await;
+    let mut large = vec![b' '; 5 * 1024 * 1024];
+    large[0] = b'{';
+    expect_problem(app.gitlab("large", large).await, 413).await;
+    assert!(app.all_deployments().await.is_empty());
+    // Without a delivery id, the same body is the same event.
+    for expected in [201, 200] {
+        let response = app
+            .gitlab_with(Some(GITLAB_TOKEN), None, fixture("gitlab/deployment.json"))
+            .await;
+        status_of(response, expected).await;
+    }
+    let off = TestApp::spawn(backend).await;
+    expect_problem(
+        off.gitlab("x", fixture("gitlab/deployment.json")).await,
+        404,
+    )
+    .await;
+}
+
 backend_tests!(
     github_lifecycle_is_one_deployment_with_githubs_times,
     github_redelivery_is_stored_once,
@@ -448,4 +606,7 @@ backend_tests!(
     github_answers_ping_bad_json_unknown_events_and_large_bodies,
     github_hook_is_off_without_a_secret_and_accepts_two_during_rotation,
     github_hook_cannot_read,
+    gitlab_lifecycle_in_either_order,
+    gitlab_failed_and_canceled_finish_the_deployment,
+    gitlab_refuses_a_wrong_token_and_bad_bodies,
 );
