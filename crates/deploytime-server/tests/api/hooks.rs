@@ -597,6 +597,256 @@ async fn gitlab_refuses_a_wrong_token_and_bad_bodies(backend: Backend) {
     .await;
 }
 
+/// A CDEvent fixture as the CloudEvent that carries it (structured mode),
+/// with the CloudEvent's id, source and type taken from its context.
+fn cloud_event(cdevent: &Value) -> Value {
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": cdevent["context"]["id"],
+        "source": cdevent["context"]["source"],
+        "type": cdevent["context"]["type"],
+        "datacontenttype": "application/json",
+        "data": cdevent,
+    })
+}
+
+/// A CDEvent fixture as another event of the same run: its own id and time.
+fn cdevent_at(path: &str, id: &str, timestamp: &str) -> Value {
+    let mut cdevent = fixture_json(path);
+    cdevent["context"]["id"] = id.into();
+    cdevent["context"]["timestamp"] = timestamp.into();
+    cdevent
+}
+
+impl TestApp {
+    async fn cdevents(&self, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/cdevents"))
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn cdevent_structured(&self, cdevent: &Value) -> reqwest::Response {
+        self.cdevents(
+            "application/cloudevents+json",
+            serde_json::to_vec(&cloud_event(cdevent)).unwrap(),
+        )
+        .await
+    }
+
+    /// Binary mode: the CDEvent is the body, its CloudEvent in ce- headers.
+    async fn cdevent_binary(&self, cdevent: &Value) -> reqwest::Response {
+        let context = &cdevent["context"];
+        self.client
+            .post(self.url("/api/v1/cdevents"))
+            .header("Content-Type", "application/json")
+            .header("ce-specversion", "1.0")
+            .header("ce-id", context["id"].as_str().unwrap())
+            .header("ce-source", context["source"].as_str().unwrap())
+            .header("ce-type", context["type"].as_str().unwrap())
+            .body(serde_json::to_vec(cdevent).unwrap())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+async fn cdevents_pipeline_run_pairs_in_either_order_and_mode(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let started_fixture = fixture_json("cdevents/pipelinerun_started.json");
+    let started = instant(&started_fixture["context"]["timestamp"]);
+    let finished_at = "2023-03-20T14:28:35.315384Z";
+    let finished = instant(&finished_at.into());
+    let finish = cdevent_at(
+        "cdevents/pipelinerun_finished.json",
+        "run-finished",
+        finished_at,
+    );
+
+    // The finish first, in binary mode; the start after it, structured.
+    let first = status_of(app.cdevent_binary(&finish).await, 201).await;
+    let second = status_of(app.cdevent_structured(&started_fixture).await, 201).await;
+    assert_eq!(
+        first["events"][0]["deployment_id"],
+        second["events"][0]["deployment_id"]
+    );
+    // Sent again: (source, id) is the idempotency key.
+    let again = status_of(app.cdevent_structured(&started_fixture).await, 200).await;
+    assert_eq!(again["result"], "replayed");
+
+    let component = started_fixture["subject"]["content"]["pipelineName"]
+        .as_str()
+        .unwrap();
+    let deployments = app.deployments_of(component).await;
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    let deployment = &deployments[0];
+    assert_eq!(deployment["state"], "failed");
+    assert_eq!(
+        deployment["status"],
+        finish["subject"]["content"]["outcome"]
+    );
+    assert_eq!(instant(&deployment["started_at"]), started);
+    assert_eq!(instant(&deployment["finished_at"]), finished);
+    assert_eq!(
+        deployment["duration_seconds"].as_f64().unwrap(),
+        (finished - started).num_microseconds().unwrap() as f64 / 1e6
+    );
+}
+
+async fn cdevents_task_run_is_a_deployment_of_its_task(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let start = fixture_json("cdevents/taskrun_started.json");
+    let finish = cdevent_at(
+        "cdevents/taskrun_finished.json",
+        "task-finished",
+        "2023-03-20T14:27:35.315384Z",
+    );
+    status_of(app.cdevent_structured(&start).await, 201).await;
+    status_of(app.cdevent_structured(&finish).await, 201).await;
+    let task = start["subject"]["content"]["taskName"].as_str().unwrap();
+    let deployments = app.deployments_of(task).await;
+    assert_eq!(deployments.len(), 1);
+    assert_eq!(deployments[0]["duration_seconds"].as_f64().unwrap(), 30.0);
+}
+
+async fn cdevents_batch_of_service_events_and_an_unknown_type(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let timestamp = "2023-03-20T14:27:05.315384Z";
+    let mut batch = Vec::new();
+    for (path, id) in [
+        ("cdevents/service_deployed.json", "deployed"),
+        ("cdevents/service_upgraded.json", "upgraded"),
+        ("cdevents/service_rolledback.json", "rolledback"),
+    ] {
+        batch.push(cloud_event(&cdevent_at(path, id, timestamp)));
+    }
+    // A type deploytime does not track, in the same batch.
+    let mut unknown = fixture_json("cdevents/pipelinerun_started.json");
+    unknown["context"]["id"] = "build".into();
+    unknown["context"]["type"] = "dev.cdevents.build.started.0.3.0".into();
+    batch.push(cloud_event(&unknown));
+    let receipt = status_of(
+        app.cdevents(
+            "application/cloudevents-batch+json",
+            serde_json::to_vec(&batch).unwrap(),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let results: Vec<&str> = receipt["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["stored", "stored", "stored", "ignored"]);
+
+    let service = fixture_json("cdevents/service_deployed.json");
+    let deployments = app
+        .deployments_of(service["subject"]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(deployments.len(), 3, "{deployments:?}");
+    for deployment in &deployments {
+        assert_eq!(deployment["state"], "succeeded");
+        assert!(deployment["started_at"].is_null());
+        assert!(deployment["duration_seconds"].is_null());
+        assert_eq!(
+            deployment["environment"],
+            service["subject"]["content"]["environment"]["id"]
+        );
+    }
+    let mut rollbacks = 0;
+    for deployment in &deployments {
+        let detail = app.deployment(deployment["id"].as_str().unwrap()).await;
+        if detail["events"][0]["attributes"]["rollback"] == "true" {
+            rollbacks += 1;
+        }
+    }
+    assert_eq!(rollbacks, 1);
+    assert_eq!(
+        app.metric("deploytime_hook_deliveries_total{outcome=\"ignored\",source=\"cdevents\"}")
+            .await,
+        Some(1.0)
+    );
+    // An unknown type alone: 202, never an error the sender retries.
+    let alone = app.cdevent_structured(&unknown).await;
+    assert_eq!(alone.status(), 202);
+}
+
+async fn cdevents_refusals(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    expect_problem(
+        app.cdevents(
+            "application/cloudevents+json",
+            b"{\"specversion\":".to_vec(),
+        )
+        .await,
+        400,
+    )
+    .await;
+    expect_problem(
+        app.cdevents(
+            "application/cloudevents+json",
+            br#"{"specversion":"1.0","source":"/s","type":"t"}"#.to_vec(),
+        )
+        .await,
+        400,
+    )
+    .await;
+    expect_problem(app.cdevents("text/plain", b"hello".to_vec()).await, 415).await;
+    let mut large = b"[".to_vec();
+    large.resize(5 * 1024 * 1024, b' ');
+    large.push(b']');
+    expect_problem(
+        app.cdevents("application/cloudevents-batch+json", large)
+            .await,
+        413,
+    )
+    .await;
+    // A finished run that does not say how it ended.
+    let mut finish = cdevent_at(
+        "cdevents/pipelinerun_finished.json",
+        "no-outcome",
+        "2023-03-20T14:28:35Z",
+    );
+    finish["subject"]["content"]
+        .as_object_mut()
+        .unwrap()
+        .remove("outcome");
+    let problem = expect_problem(app.cdevent_structured(&finish).await, 422).await;
+    assert!(problem["detail"].as_str().unwrap().contains("outcome"));
+    assert!(app.all_deployments().await.is_empty());
+}
+
+async fn cdevents_take_an_ingest_token_like_the_store_call(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let reader = app
+        .create_token("reader", deploytime_server::access::Role::Read, &[])
+        .await;
+    let ingest = app
+        .create_token("tekton", deploytime_server::access::Role::Ingest, &[])
+        .await;
+    let event = fixture_json("cdevents/pipelinerun_started.json");
+    expect_problem(app.cdevent_structured(&event).await, 401).await;
+    let body = serde_json::to_vec(&cloud_event(&event)).unwrap();
+    for (token, status) in [(reader, 403), (ingest, 201)] {
+        let response = app
+            .client
+            .post(app.url("/api/v1/cdevents"))
+            .bearer_auth(token)
+            .header("Content-Type", "application/cloudevents+json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status);
+    }
+}
+
 backend_tests!(
     github_lifecycle_is_one_deployment_with_githubs_times,
     github_redelivery_is_stored_once,
@@ -609,4 +859,9 @@ backend_tests!(
     gitlab_lifecycle_in_either_order,
     gitlab_failed_and_canceled_finish_the_deployment,
     gitlab_refuses_a_wrong_token_and_bad_bodies,
+    cdevents_pipeline_run_pairs_in_either_order_and_mode,
+    cdevents_task_run_is_a_deployment_of_its_task,
+    cdevents_batch_of_service_events_and_an_unknown_type,
+    cdevents_refusals,
+    cdevents_take_an_ingest_token_like_the_store_call,
 );

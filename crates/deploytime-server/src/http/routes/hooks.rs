@@ -14,10 +14,11 @@ use deploytime_core::wire::{HookEventReceipt, HookReceipt, HookResult, Problem};
 use serde_json::Value;
 
 use super::body::read_body_up_to;
+use super::cloudevents;
 use super::events::record;
 use crate::db::{Database, StoreError};
 use crate::http::HttpSettings;
-use crate::http::error::ApiError;
+use crate::http::error::{AccessProblems, ApiError};
 use crate::http::guard::Authenticated;
 use crate::http::metrics::{HookOutcome, HookSource, Metrics};
 
@@ -187,6 +188,101 @@ async fn gitlab_delivery(
     store_all(mapped, &webhook("gitlab"), db, metrics).await
 }
 
+/// CDEvents, as CloudEvents in binary, structured or batch mode.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cdevents",
+    tag = "hooks",
+    request_body(
+        description = "A CloudEvent whose data is a CDEvent: in structured mode (application/cloudevents+json), \
+                       a batch of them (application/cloudevents-batch+json, at most 100), or in binary mode \
+                       (the CDEvent as application/json, its attributes in ce-* headers); at most 1 MiB",
+        content(
+            (Object = "application/cloudevents+json"),
+            (Vec<Object> = "application/cloudevents-batch+json"),
+            (Object = "application/json")
+        )
+    ),
+    params(
+        ("ce-specversion" = Option<String>, Header, nullable = false, description = "Binary mode: 1.0"),
+        ("ce-id" = Option<String>, Header, nullable = false, description = "Binary mode: the event's id; (source, id) is its idempotency key"),
+        ("ce-source" = Option<String>, Header, nullable = false, description = "Binary mode: the event's source"),
+        ("ce-type" = Option<String>, Header, nullable = false, description = "Binary mode: dev.cdevents.pipelinerun.started.0.2.0 and the like"),
+        ("ce-time" = Option<String>, Header, nullable = false, description = "Binary mode: when it happened, if the CDEvent has no context.timestamp"),
+    ),
+    responses(
+        (status = 201, description = "At least one event recorded", body = HookReceipt),
+        (status = 200, description = "Nothing new: every event was recorded before", body = HookReceipt),
+        (status = 202, description = "Nothing recorded: types deploytime does not track are ignored (and counted in deploytime_hook_deliveries_total)", body = HookReceipt),
+        (status = 400, description = "Not JSON, or a CloudEvent without specversion 1.0, id, source or type", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The deployment belongs to another component or environment", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a CloudEvent in any of the three modes", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A recorded type without what it needs (a finished run without outcome, no timestamp), a batch of over 100 events, or names that break a rule of the store call; nothing of the request is stored", body = Problem, content_type = "application/problem+json"),
+        AccessProblems,
+    ),
+    security(("bearer" = []), ())
+)]
+#[tracing::instrument(name = "cdevents", skip_all)]
+pub(crate) async fn cdevents(
+    req: HttpRequest,
+    payload: web::Payload,
+    who: Authenticated,
+    db: web::Data<Database>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    let delivered = cdevents_delivery(&req, payload, &who, &db, &metrics).await;
+    answer(delivered, HookSource::Cdevents, &metrics)
+}
+
+async fn cdevents_delivery(
+    req: &HttpRequest,
+    payload: web::Payload,
+    who: &Authenticated,
+    db: &Database,
+    metrics: &Metrics,
+) -> Result<HookReceipt, ApiError> {
+    let body = read_body_up_to(req, payload, MAX_HOOK_BODY_BYTES).await?;
+    let received = cloudevents::read(req.headers(), &body)?;
+    // Every event is mapped before any is stored: a batch the mapping
+    // refuses stores nothing.
+    let mut mapped = Vec::with_capacity(received.len());
+    for (i, event) in received.iter().enumerate() {
+        let cloud_event = hooks::cdevents::CloudEvent {
+            id: &event.id,
+            source: &event.source,
+            kind: &event.kind,
+            time: event.time.as_deref(),
+            data: &event.data,
+        };
+        mapped.push(hooks::cdevents::map(&cloud_event).map_err(|e| {
+            ApiError::Unprocessable(if received.len() == 1 {
+                e.to_string()
+            } else {
+                format!("event {i} of the batch: {e}")
+            })
+        })?);
+    }
+    let mut events = Vec::with_capacity(mapped.len());
+    for delivery in mapped {
+        match delivery {
+            Mapped::Ignored(reason) => events.push(ignored_event(reason)),
+            Mapped::Events(bodies) => {
+                for body in bodies {
+                    events.push(store_one(body, who, db, metrics).await?);
+                }
+            }
+        }
+    }
+    if events.is_empty() {
+        return Ok(ignored("the batch is empty".into()));
+    }
+    Ok(HookReceipt {
+        result: overall(&events),
+        events,
+    })
+}
+
 /// A verified webhook of `provider`: it may record events, nothing else.
 fn webhook(provider: &'static str) -> Authenticated {
     Authenticated {
@@ -195,15 +291,19 @@ fn webhook(provider: &'static str) -> Authenticated {
     }
 }
 
+fn ignored_event(detail: String) -> HookEventReceipt {
+    HookEventReceipt {
+        result: HookResult::Ignored,
+        detail: Some(detail),
+        event_id: None,
+        deployment_id: None,
+    }
+}
+
 fn ignored(detail: String) -> HookReceipt {
     HookReceipt {
         result: HookResult::Ignored,
-        events: vec![HookEventReceipt {
-            result: HookResult::Ignored,
-            detail: Some(detail),
-            event_id: None,
-            deployment_id: None,
-        }],
+        events: vec![ignored_event(detail)],
     }
 }
 

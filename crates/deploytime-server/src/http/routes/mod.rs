@@ -2,6 +2,7 @@
 //! production server and by the tests alike, so both serve the same application.
 
 pub(super) mod body;
+mod cloudevents;
 pub(super) mod csv_export;
 pub(super) mod deployments;
 pub(super) mod events;
@@ -110,6 +111,12 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, settings: &HttpSettings) {
             .service(
                 web::resource("/approvals")
                     .route(web::post().to(releases::post_approval))
+                    .default_service(method_not_allowed("POST")),
+            )
+            .service(
+                web::resource("/cdevents")
+                    .wrap(from_fn(require_ingest_to_post))
+                    .route(web::post().to(hooks::cdevents))
                     .default_service(method_not_allowed("POST")),
             )
             .service(
