@@ -589,6 +589,18 @@ async fn gitlab_refuses_a_wrong_token_and_bad_bodies(backend: Backend) {
             .await;
         status_of(response, expected).await;
     }
+    // Another event (a tag push, sent as GitLab sends it): 202, nothing stored.
+    let tag = app
+        .client
+        .post(app.url("/api/v1/hooks/gitlab"))
+        .header("Content-Type", "application/json")
+        .header("X-Gitlab-Event", "Tag Push Hook")
+        .header("X-Gitlab-Token", GITLAB_TOKEN)
+        .body(fixture("gitlab/tag_push.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_of(tag, 202).await["result"], "ignored");
     let off = TestApp::spawn(backend).await;
     expect_problem(
         off.gitlab("x", fixture("gitlab/deployment.json")).await,
