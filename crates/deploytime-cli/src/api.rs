@@ -149,7 +149,17 @@ impl Api {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, Failure> {
-        with_retries(self.retry_for, &format!("reading {path}"), || {
+        self.get_json_within(path, query, self.retry_for)
+    }
+
+    /// A GET answered with JSON of type `T`, retried for `budget` at most.
+    pub fn get_json_within<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        budget: Duration,
+    ) -> Result<T, Failure> {
+        with_retries(budget, &format!("reading {path}"), || {
             let response = self.get(path, query).send().map_err(transport_failure)?;
             classify(response)?
                 .json::<T>()

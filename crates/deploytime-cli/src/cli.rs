@@ -128,6 +128,17 @@ pub struct EventArgs {
     /// Do not add the CI system's run id, commit and run URL to the attributes.
     #[arg(long)]
     pub no_ci_metadata: bool,
+    /// With `start` and `run` in a git checkout: record the commits since REF
+    /// (a commit, tag or branch) instead of since the commit the server says
+    /// was deployed last.
+    #[arg(long, value_name = "REF", env = "DEPLOYTIME_COMMITS_SINCE")]
+    pub commits_since: Option<String>,
+    /// Do not record the commits the deployment ships.
+    #[arg(long, conflicts_with = "commits_since")]
+    pub no_commits: bool,
+    /// The deployment rolls back to an earlier version.
+    #[arg(long)]
+    pub rollback: bool,
     #[command(flatten)]
     pub release: ReleaseLink,
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
+use deploytime_core::commits::Commit;
 use deploytime_core::event::MAX_ATTRIBUTE_VALUE_CHARS;
 use deploytime_core::time::truncate_to_micros;
 use deploytime_core::wire::EventBody;
@@ -13,11 +14,15 @@ use uuid::Uuid;
 
 use crate::cli::{EventArgs, ReleaseLink};
 
-/// A `start`. The deployment id is chosen here when not given, so that a
-/// `finish` can name it even while both are still in the spool.
-pub fn start(args: &EventArgs) -> EventBody {
+/// A `start`, with the commits the deployment ships. The deployment id is
+/// chosen here when not given, so that a `finish` can name it even while both
+/// are still in the spool.
+pub fn start(args: &EventArgs, commits: Vec<Commit>) -> EventBody {
     let deployment_id = args.deployment_id.unwrap_or_else(Uuid::now_v7);
-    event(Phase::Start, args, None, Some(deployment_id))
+    EventBody {
+        commits,
+        ..event(Phase::Start, args, None, Some(deployment_id))
+    }
 }
 
 pub fn finish(args: &EventArgs, status: Status, deployment_id: Option<Uuid>) -> EventBody {
@@ -49,6 +54,8 @@ fn event(
         deployment_id,
         timestamp: Some(truncate_to_micros(Utc::now())),
         attributes,
+        commits: Vec::new(),
+        rollback: args.rollback,
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod cli;
 pub mod commands;
+pub mod commits;
 pub mod error;
 pub mod event;
 pub mod exit;

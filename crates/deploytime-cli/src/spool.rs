@@ -305,6 +305,9 @@ mod tests {
             attributes: Vec::new(),
             deployment_id: None,
             no_ci_metadata: true,
+            commits_since: None,
+            no_commits: true,
+            rollback: false,
             release: Default::default(),
         }
     }
@@ -313,7 +316,7 @@ mod tests {
     fn appended_events_come_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(Some(dir.path().join("nested/spool.jsonl")));
-        let first = event::start(&args("api"));
+        let first = event::start(&args("api"), Vec::new());
         let second = event::finish(&args("api"), Status::Success, first.deployment_id);
         spool.append(&first).unwrap();
         spool.append(&second).unwrap();
@@ -335,7 +338,9 @@ mod tests {
                 let spool = spool.clone();
                 std::thread::spawn(move || {
                     for _ in 0..25 {
-                        spool.append(&event::start(&args("api"))).unwrap();
+                        spool
+                            .append(&event::start(&args("api"), Vec::new()))
+                            .unwrap();
                     }
                 })
             })
@@ -371,7 +376,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(Some(dir.path().join("spool.jsonl")));
         assert_eq!(spool.open_deployment("api", "production").unwrap(), None);
-        let closed = event::start(&args("api"));
+        let closed = event::start(&args("api"), Vec::new());
         spool.append(&closed).unwrap();
         spool
             .append(&event::finish(
@@ -380,9 +385,11 @@ mod tests {
                 closed.deployment_id,
             ))
             .unwrap();
-        let open = event::start(&args("api"));
+        let open = event::start(&args("api"), Vec::new());
         spool.append(&open).unwrap();
-        spool.append(&event::start(&args("web"))).unwrap();
+        spool
+            .append(&event::start(&args("web"), Vec::new()))
+            .unwrap();
         assert_eq!(
             spool.open_deployment("api", "production").unwrap(),
             open.deployment_id

@@ -266,6 +266,7 @@ mod tests {
             state: DeploymentState::Running,
             status: None,
             ends: Ends::Started(t0()),
+            rollback: false,
         }
     }
 

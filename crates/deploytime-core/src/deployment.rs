@@ -79,6 +79,8 @@ pub struct Deployment {
     pub state: DeploymentState,
     pub status: Option<Status>,
     pub ends: Ends,
+    /// A rollback to an earlier version: said by its start or its finish.
+    pub rollback: bool,
 }
 
 impl Deployment {
@@ -139,6 +141,7 @@ mod tests {
             state: DeploymentState::Running,
             status: None,
             ends,
+            rollback: false,
         }
     }
 

@@ -80,6 +80,20 @@ pub fn time_to_restore(seconds: f64) -> Level {
     }
 }
 
+/// Lead time for changes (seconds, the median): elite under a day, high under
+/// a week, medium under a month (30 days), low from a month.
+pub fn lead_time(seconds: f64) -> Level {
+    if seconds < DAY {
+        Level::Elite
+    } else if seconds < 7.0 * DAY {
+        Level::High
+    } else if seconds < 30.0 * DAY {
+        Level::Medium
+    } else {
+        Level::Low
+    }
+}
+
 /// The level of each figure of a group; `None` where the figure is unknown
 /// (no finished deployment, no restored failure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,20 +102,29 @@ pub struct Levels {
     pub deploy_frequency: Level,
     pub change_failure_rate: Option<Level>,
     pub time_to_restore: Option<Level>,
+    /// By the median lead time; `None` without shipped commits.
+    #[serde(default)]
+    pub lead_time: Option<Level>,
 }
 
 impl Levels {
-    pub fn of(per_day: f64, failure_rate: Option<f64>, restore_seconds: Option<f64>) -> Self {
+    pub fn of(
+        per_day: f64,
+        failure_rate: Option<f64>,
+        restore_seconds: Option<f64>,
+        lead_time_median: Option<f64>,
+    ) -> Self {
         Levels {
             deploy_frequency: deploy_frequency(per_day),
             change_failure_rate: failure_rate.map(change_failure_rate),
             time_to_restore: restore_seconds.map(time_to_restore),
+            lead_time: lead_time_median.map(lead_time),
         }
     }
 }
 
 /// The thresholds, as people read them: (figure, [elite, high, medium, low]).
-pub const THRESHOLDS: [(&str, [&str; 4]); 3] = [
+pub const THRESHOLDS: [(&str, [&str; 4]); 4] = [
     (
         "Deployment frequency",
         [
@@ -122,6 +145,15 @@ pub const THRESHOLDS: [(&str, [&str; 4]); 3] = [
             "under a day",
             "under a week",
             "a week or more",
+        ],
+    ),
+    (
+        "Lead time for changes",
+        [
+            "under a day",
+            "under a week",
+            "under a month",
+            "a month or more",
         ],
     ),
 ];
@@ -153,13 +185,21 @@ mod tests {
         assert_eq!(time_to_restore(86_399.0), Level::High);
         assert_eq!(time_to_restore(86_400.0), Level::Medium);
         assert_eq!(time_to_restore(7.0 * 86_400.0), Level::Low);
+
+        assert_eq!(lead_time(86_399.0), Level::Elite);
+        assert_eq!(lead_time(86_400.0), Level::High);
+        assert_eq!(lead_time(7.0 * 86_400.0 - 1.0), Level::High);
+        assert_eq!(lead_time(7.0 * 86_400.0), Level::Medium);
+        assert_eq!(lead_time(30.0 * 86_400.0 - 1.0), Level::Medium);
+        assert_eq!(lead_time(30.0 * 86_400.0), Level::Low);
     }
 
     #[test]
     fn an_unknown_figure_has_no_level() {
-        let levels = Levels::of(0.5, None, None);
+        let levels = Levels::of(0.5, None, None, None);
         assert_eq!(levels.deploy_frequency, Level::High);
         assert_eq!(levels.change_failure_rate, None);
         assert_eq!(levels.time_to_restore, None);
+        assert_eq!(levels.lead_time, None);
     }
 }

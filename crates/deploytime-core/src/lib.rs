@@ -11,6 +11,7 @@
 //! * [`access`]: roles, scopes and who may record an event.
 //! * [`hooks`]: GitHub, GitLab and CDEvents deliveries as store calls.
 //! * [`release`]: the release gate: requests, approvers, quorum, expiry.
+//! * [`commits`]: the commits a deployment ships, and the lead time for changes.
 //! * [`correction`]: an operator's correction of a recorded deployment.
 //! * [`stats`]: duration statistics and DORA figures; [`dora`]: their levels.
 //! * [`wire`]: the API's request and response bodies, shared by every client.
@@ -18,6 +19,7 @@
 //!   (UTC, microsecond precision); [`export`]: the CSV columns.
 
 pub mod access;
+pub mod commits;
 pub mod correction;
 pub mod deployment;
 pub mod dora;

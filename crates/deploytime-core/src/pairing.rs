@@ -155,6 +155,7 @@ fn new_deployment(event: &NewEvent, id: Uuid) -> Deployment {
         state,
         status,
         ends,
+        rollback: event.rollback,
     }
 }
 
@@ -193,6 +194,7 @@ pub fn pair_start(
     // The start's description of the deployment wins over the finish's.
     after.version = event.version.clone().or(after.version);
     after.owner = event.owner.clone().or(after.owner);
+    after.rollback |= event.rollback;
     Ok(Pairing::Update { before, after })
 }
 
@@ -236,6 +238,7 @@ pub fn pair_finish_with_start(
     after.ends = after.ends.with_finish(event.occurred_at);
     after.version = after.version.or_else(|| event.version.clone());
     after.owner = after.owner.or_else(|| event.owner.clone());
+    after.rollback |= event.rollback;
     Ok(Pairing::Update { before, after })
 }
 

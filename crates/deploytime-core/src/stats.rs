@@ -13,12 +13,17 @@
 //!   environment (ordered by finish time), from the finish of the first failure to
 //!   the finish of the next success. Failures not yet followed by a success count
 //!   as unrestored and are left out of the mean.
+//! * Change failure rate, by the definition asked for ([`ChangeFailure`]):
+//!   failed / finished, or (failed or followed by a rollback) / finished.
+//! * Lead time for changes: per commit shipped by a successful deployment, from
+//!   the commit's time to that deployment's finish ([`crate::commits::lead_time`]).
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{NaiveDate, TimeZone};
 use serde::{Deserialize, Serialize};
 
+use crate::commits::{LeadTime, Shipped, lead_time};
 use crate::dora::Levels;
 use crate::state::ReportedState;
 use crate::time::{from_micros, micros_to_seconds};
@@ -34,6 +39,8 @@ pub struct Sample {
     pub duration_us: Option<i64>,
     /// The start, or the finish when there was no start.
     pub anchor_at: i64,
+    /// A rollback to an earlier version.
+    pub rollback: bool,
 }
 
 /// The deployments of one component in one environment: what the restore times
@@ -43,6 +50,71 @@ pub struct Series {
     pub component: String,
     pub environment: String,
     pub samples: Vec<Sample>,
+    /// The commits its successful deployments in the window shipped.
+    pub shipped: Vec<Shipped>,
+}
+
+/// Which deployments the change failure rate counts as failures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ChangeFailure {
+    /// Those that failed (DORA's original definition, and the default).
+    #[default]
+    Failed,
+    /// Those that failed or were followed by a rollback: the next finished
+    /// deployment of the same component and environment is a rollback.
+    FailedOrRolledBack,
+}
+
+impl ChangeFailure {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "failed" => Some(ChangeFailure::Failed),
+            "failed_or_rolled_back" => Some(ChangeFailure::FailedOrRolledBack),
+            _ => None,
+        }
+    }
+
+    /// The name `parse` reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeFailure::Failed => "failed",
+            ChangeFailure::FailedOrRolledBack => "failed_or_rolled_back",
+        }
+    }
+
+    /// The definition, as the statistics answer names it.
+    pub fn definition(self) -> &'static str {
+        match self {
+            ChangeFailure::Failed => {
+                "failed / finished (succeeded + failed + cancelled) deployments"
+            }
+            ChangeFailure::FailedOrRolledBack => {
+                "deployments that failed or were followed by a rollback (the next finished deployment of the same component and environment has rollback: true) / finished (succeeded + failed + cancelled) deployments"
+            }
+        }
+    }
+}
+
+/// The definitions the figures of a statistics answer were computed by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Definitions {
+    /// `failed` or `failed_or_rolled_back` (the `change_failure` parameter).
+    pub change_failure: String,
+    pub change_failure_rate: String,
+    pub mean_time_to_restore_seconds: String,
+    pub lead_time_seconds: String,
+}
+
+impl Definitions {
+    pub fn of(change_failure: ChangeFailure) -> Self {
+        Definitions {
+            change_failure: change_failure.as_str().to_owned(),
+            change_failure_rate: change_failure.definition().to_owned(),
+            mean_time_to_restore_seconds: "failure streaks: per component and environment, from the finish of the first failed deployment of a run of failures to the finish of the next successful one; runs still failing are left out".to_owned(),
+            lead_time_seconds: "per commit shipped by a successful deployment anchored in the window: from the commit's time to that deployment's finish (a commit shipped again counts once, at its first successful finish); split into waiting_to_deploy (commit to start) and deploying (start to finish); level by the median".to_owned(),
+        }
+    }
 }
 
 /// Summary of a set of durations, in seconds; every value is `None` when empty.
@@ -183,6 +255,8 @@ pub struct StatsRequest<Tz: TimeZone> {
     pub until: i64,
     /// Per-day buckets in this time zone, when asked for.
     pub daily_in: Option<Tz>,
+    /// What counts as a change failure.
+    pub change_failure: ChangeFailure,
 }
 
 /// The figures of one day.
@@ -215,7 +289,12 @@ pub struct GroupStats {
     pub duration_seconds: DurationSummary,
     pub deploys_per_day: f64,
     pub change_failure_rate: Option<f64>,
+    /// Deployments marked as rollbacks.
+    pub rollbacks: usize,
     pub mean_time_to_restore_seconds: Option<f64>,
+    /// Lead time for changes, over the commits the group's successful
+    /// deployments shipped.
+    pub lead_time_seconds: LeadTime,
     /// The DORA level of each figure (DORA 2023, as DevLake encodes it).
     pub levels: Levels,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -302,6 +381,26 @@ pub fn failure_streaks(samples: &[&Sample]) -> Vec<Streak> {
     }
     streaks.extend(open);
     streaks
+}
+
+/// How many of the finished deployments in `samples` (of one component and
+/// environment) were followed by a rollback and did not fail themselves: the
+/// failures the rollback definition adds to the failed ones.
+pub fn rolled_back(samples: &[&Sample]) -> usize {
+    let mut finished: Vec<(i64, bool, bool)> = samples
+        .iter()
+        .filter_map(|s| match s.outcome {
+            ReportedState::Succeeded | ReportedState::Failed | ReportedState::Cancelled => s
+                .finished_at
+                .map(|f| (f, s.outcome == ReportedState::Failed, s.rollback)),
+            _ => None,
+        })
+        .collect();
+    finished.sort_by_key(|(at, _, _)| *at);
+    finished
+        .windows(2)
+        .filter(|pair| !pair[0].1 && pair[1].2)
+        .count()
 }
 
 /// Durations (microseconds) counted into buckets whose bounds grow by a
@@ -531,9 +630,21 @@ pub fn compute<Tz: TimeZone>(targets: &[Series], request: &StatsRequest<Tz>) -> 
                 sum as f64 / restores.len() as f64 / 1e6
             });
             let deploys_per_day = members.len() as f64 / window_days;
-            let change_failure_rate = ratio(failed, finished);
+            let change_failures = match request.change_failure {
+                ChangeFailure::Failed => failed,
+                ChangeFailure::FailedOrRolledBack => {
+                    failed + per_target.iter().map(|s| rolled_back(s)).sum::<usize>()
+                }
+            };
+            let change_failure_rate = ratio(change_failures, finished);
+            let lead = lead_time(shipped_of(targets, request, component, environment));
             GroupStats {
-                levels: Levels::of(deploys_per_day, change_failure_rate, mttr),
+                levels: Levels::of(
+                    deploys_per_day,
+                    change_failure_rate,
+                    mttr,
+                    lead.total.median,
+                ),
                 component: component.map(str::to_owned),
                 environment: environment.map(str::to_owned),
                 deployments: members.len(),
@@ -546,7 +657,9 @@ pub fn compute<Tz: TimeZone>(targets: &[Series], request: &StatsRequest<Tz>) -> 
                 duration_seconds: DurationSummary::of(&mut durations),
                 deploys_per_day,
                 change_failure_rate,
+                rollbacks: members.iter().filter(|s| s.rollback).count(),
                 mean_time_to_restore_seconds: mttr,
+                lead_time_seconds: lead,
                 daily: request
                     .daily_in
                     .as_ref()
@@ -554,6 +667,24 @@ pub fn compute<Tz: TimeZone>(targets: &[Series], request: &StatsRequest<Tz>) -> 
             }
         })
         .collect()
+}
+
+/// The commits shipped in the window by the targets of one group, per target.
+fn shipped_of<'a, Tz: TimeZone>(
+    targets: &'a [Series],
+    request: &'a StatsRequest<Tz>,
+    component: Option<&'a str>,
+    environment: Option<&'a str>,
+) -> impl Iterator<Item = impl Iterator<Item = &'a Shipped>> + 'a {
+    let (since, until) = (request.since, request.until);
+    targets
+        .iter()
+        .filter(move |t| request.group_by.key(t) == (component, environment))
+        .map(move |t| {
+            t.shipped
+                .iter()
+                .filter(move |c| c.anchor_at >= since && c.anchor_at < until)
+        })
 }
 
 #[cfg(test)]
@@ -619,7 +750,45 @@ mod tests {
             finished_at: Some(finished_s * 1_000_000),
             duration_us: Some(1_000_000),
             anchor_at: finished_s * 1_000_000,
+            rollback: false,
         }
+    }
+
+    #[test]
+    fn a_deployment_followed_by_a_rollback_is_a_change_failure_by_that_definition() {
+        let rollback = |outcome, at| Sample {
+            rollback: true,
+            ..sample(outcome, at)
+        };
+        let samples = [
+            sample(ReportedState::Succeeded, 100),
+            rollback(ReportedState::Succeeded, 200), // rolls 100 back
+            sample(ReportedState::Failed, 300),
+            rollback(ReportedState::Succeeded, 400), // 300 failed already: not twice
+            sample(ReportedState::Succeeded, 500),
+            sample(ReportedState::Running, 600),
+        ];
+        let refs: Vec<&Sample> = samples.iter().collect();
+        assert_eq!(rolled_back(&refs), 1);
+        let series = vec![Series {
+            component: "api".into(),
+            environment: "production".into(),
+            samples: samples.to_vec(),
+            shipped: Vec::new(),
+        }];
+        let request = |change_failure| StatsRequest::<chrono::Utc> {
+            group_by: GroupBy::Component,
+            success_only: false,
+            since: 0,
+            until: 1_000_000_000,
+            daily_in: None,
+            change_failure,
+        };
+        let failed_only = &compute(&series, &request(ChangeFailure::Failed))[0];
+        assert_eq!(failed_only.change_failure_rate, Some(1.0 / 5.0));
+        assert_eq!(failed_only.rollbacks, 2);
+        let with_rollbacks = &compute(&series, &request(ChangeFailure::FailedOrRolledBack))[0];
+        assert_eq!(with_rollbacks.change_failure_rate, Some(2.0 / 5.0));
     }
 
     #[test]

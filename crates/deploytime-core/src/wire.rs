@@ -11,13 +11,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::commits::Commit;
 use crate::correction::Change;
 use crate::deployment::Deployment;
 use crate::event::{FieldError, Phase, RecordedEvent, Status};
 use crate::names::{Component, Environment};
 use crate::release::{Ask, Release, ReleaseState, Verdict};
 use crate::state::{AbandonCutoff, ReportedState};
-use crate::stats::{GroupBy, GroupStats};
+use crate::stats::{Definitions, GroupBy, GroupStats};
 use crate::time::{format_rfc3339, rfc3339};
 
 /// Where each resource is, relative to the server's base URL.
@@ -26,6 +27,7 @@ pub mod paths {
     pub const DEPLOYMENTS: &str = "/api/v1/deployments";
     pub const STATS: &str = "/api/v1/stats";
     pub const COMPONENTS: &str = "/api/v1/components";
+    pub const DEPLOYED_COMMIT: &str = "/api/v1/commits/deployed";
     pub const RELEASES: &str = "/api/v1/releases";
     pub const APPROVALS: &str = "/api/v1/approvals";
     /// The approver's page, `?token=…`: the link in the mail.
@@ -104,6 +106,16 @@ pub struct EventBody {
     /// A flat object of strings: at most 32 keys of 1–64 characters, values of at most 512.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+    /// The commits the deployment ships, the deployed one first (`git log`
+    /// order), at most 500; on the start, the finish or both (the deployment
+    /// ships their union). JSON bodies only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 500))]
+    pub commits: Vec<Commit>,
+    /// The deployment rolls back to an earlier version (said by the start,
+    /// the finish or both).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 /// A deployment as the API shows it.
@@ -131,6 +143,9 @@ pub struct DeploymentView {
     pub finished_at: Option<DateTime<Utc>>,
     /// Present once both ends are known.
     pub duration_seconds: Option<f64>,
+    /// A rollback to an earlier version.
+    #[serde(default)]
+    pub rollback: bool,
 }
 
 impl DeploymentView {
@@ -147,6 +162,7 @@ impl DeploymentView {
             version: deployment.version,
             owner: deployment.owner,
             status: deployment.status,
+            rollback: deployment.rollback,
         }
     }
 
@@ -253,6 +269,9 @@ pub struct DeploymentDetail {
     pub events: Vec<EventView>,
     #[serde(default)]
     pub corrections: Vec<CorrectionView>,
+    /// The commits it ships, the deployed one first.
+    #[serde(default)]
+    pub commits: Vec<Commit>,
 }
 
 /// The body of `PATCH /api/v1/deployments/{id}`: what to change, and why.
@@ -379,10 +398,29 @@ pub struct StatsResponse {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub group_by: GroupBy,
     pub groups: Vec<GroupStats>,
+    /// How the figures are defined, the change failure rate's as asked.
+    pub definitions: Definitions,
     /// Present when the window holds no deployment but older ones match the
     /// filters: when the latest of them started, to widen the window by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+}
+
+/// `GET /api/v1/commits/deployed`: the commit the latest successful
+/// deployment of a component in an environment deployed, from which the next
+/// deployment's commits are listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeployedCommit {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub component: Component,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub environment: Environment,
+    pub deployment_id: Uuid,
+    #[serde(with = "rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub finished_at: DateTime<Utc>,
+    pub commit: Commit,
 }
 
 /// One component in one environment, as `GET /api/v1/components` lists it.

@@ -52,6 +52,8 @@ impl Reporter {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect::<BTreeMap<_, _>>(),
+            commits: Vec::new(),
+            rollback: false,
         }
     }
 

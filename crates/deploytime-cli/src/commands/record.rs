@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::api::{Api, Failure, refuses_the_sender};
 use crate::cli::{FinishArgs, GlobalArgs, StartArgs};
+use crate::commits;
 use crate::error::Error;
 use crate::event;
 use crate::exit;
@@ -138,7 +139,7 @@ pub fn describe_stored(answer: &StoreResponse) -> String {
 }
 
 pub fn start(api: &Api, spool: &Spool, global: &GlobalArgs, args: StartArgs) -> Result<u8, Error> {
-    let event = event::start(&args.event);
+    let event = event::start(&args.event, commits::collect(api, &args.event));
     let result = if global.strict {
         deliver_or_fail(api, &event)
     } else {

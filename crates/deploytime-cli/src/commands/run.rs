@@ -16,6 +16,7 @@ use deploytime_core::Status;
 use crate::api::Api;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::commands::record::{deliver, describe_stored, settle};
+use crate::commits;
 use crate::error::Error;
 use crate::event;
 use crate::exit;
@@ -30,7 +31,7 @@ struct Outcome {
 }
 
 pub fn run(api: &Api, spool: &Spool, global: &GlobalArgs, args: RunArgs) -> Result<u8, Error> {
-    let start = event::start(&args.event);
+    let start = event::start(&args.event, commits::collect(api, &args.event));
     let deployment_id = start.deployment_id;
     let forwarder = SignalForwarder::install();
     let sending_start = {

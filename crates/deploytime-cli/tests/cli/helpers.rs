@@ -29,6 +29,7 @@ const AMBIENT: &[&str] = &[
     "DEPLOYTIME_RELEASE_PROJECT",
     "DEPLOYTIME_RELEASE_NAME",
     "DEPLOYTIME_REQUESTED_BY",
+    "DEPLOYTIME_COMMITS_SINCE",
     "GITHUB_ACTIONS",
     "GITHUB_RUN_ID",
     "GITLAB_CI",
@@ -219,7 +220,10 @@ impl TestSpool {
         for name in AMBIENT {
             command.env_remove(name);
         }
+        // In a directory of its own, outside any git checkout: the commits a
+        // deployment ships are collected only where a test makes a repository.
         command
+            .current_dir(self.dir.path())
             .env("DEPLOYTIME_URL", url)
             .env("DEPLOYTIME_SPOOL", self.path())
             .timeout(Duration::from_secs(60));
@@ -233,6 +237,7 @@ impl TestSpool {
             command.env_remove(name);
         }
         command
+            .current_dir(self.dir.path())
             .env("DEPLOYTIME_URL", url)
             .env("DEPLOYTIME_SPOOL", self.path());
         command

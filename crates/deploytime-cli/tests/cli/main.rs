@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic here is a failed test
 
+mod commits;
 mod correct;
 mod helpers;
 mod record;

@@ -27,6 +27,12 @@ impl EventInput {
             deployment_id: Option<String>,
             timestamp: Option<String>,
             attributes: Option<&'a BTreeMap<String, String>>,
+            // Left out when not sent, so that the fingerprints of calls
+            // stored before these fields existed are unchanged.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            commits: Option<Vec<(Option<String>, Option<String>)>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            rollback: Option<bool>,
         }
         let canonical = Canonical {
             component: self.component.as_deref(),
@@ -46,6 +52,12 @@ impl EventInput {
                 )
             }),
             attributes: self.attributes.as_ref().filter(|a| !a.is_empty()),
+            commits: self
+                .commits
+                .as_ref()
+                .filter(|c| !c.is_empty())
+                .map(|c| c.iter().map(|commit| commit.canonical()).collect()),
+            rollback: self.rollback.filter(|r| *r),
         };
         // Serialising plain strings and a BTreeMap cannot fail; an empty input
         // would still hash consistently if it somehow did.

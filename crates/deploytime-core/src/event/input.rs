@@ -8,6 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{FieldError, ValidationErrors};
+use crate::commits::{self, CommitInput};
 
 /// Every field name the store call accepts, in the order they are documented.
 pub const FIELDS: &[&str] = &[
@@ -21,6 +22,8 @@ pub const FIELDS: &[&str] = &[
     "event_id",
     "timestamp",
     "attributes",
+    "commits",
+    "rollback",
 ];
 
 /// The fields of a store call as the client sent them, before validation.
@@ -38,6 +41,10 @@ pub struct EventInput {
     pub event_id: Option<String>,
     pub timestamp: Option<String>,
     pub attributes: Option<BTreeMap<String, String>>,
+    /// The commits the deployment ships (JSON only).
+    pub commits: Option<Vec<CommitInput>>,
+    /// Whether the deployment is a rollback.
+    pub rollback: Option<bool>,
     /// What was wrong while reading the raw fields (wrong types, unknown names);
     /// reported by [`EventInput::validate`] together with every other error.
     pub reading_errors: Vec<FieldError>,
@@ -113,6 +120,20 @@ impl EventInput {
                 }
                 continue;
             }
+            if key == "commits" {
+                if !value.is_null() {
+                    input.commits = Some(commits::read_json(value, errors));
+                }
+                continue;
+            }
+            if key == "rollback" {
+                match value {
+                    Value::Null => {}
+                    Value::Bool(b) => input.rollback = Some(b),
+                    _ => errors.push(FieldError::new("rollback", "must be true or false")),
+                }
+                continue;
+            }
             let Some(slot) = input.slot(&key) else {
                 let message = suggestion(&key);
                 input.reading_errors.push(FieldError::new(key, message));
@@ -153,6 +174,25 @@ impl EventInput {
                     .attributes
                     .get_or_insert_with(BTreeMap::new)
                     .insert(name.to_owned(), value);
+                continue;
+            }
+            if key == "rollback" {
+                match value.as_str() {
+                    "" => {}
+                    "true" => input.rollback = Some(true),
+                    "false" => input.rollback = Some(false),
+                    _ => errors.push(FieldError::new(
+                        "rollback",
+                        format!("must be true or false (got {value:?})"),
+                    )),
+                }
+                continue;
+            }
+            if key == "commits" {
+                errors.push(FieldError::new(
+                    "commits",
+                    "commits can be sent in a JSON body only",
+                ));
                 continue;
             }
             match input.slot(&key) {

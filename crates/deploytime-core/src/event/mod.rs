@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::commits::Commit;
 use crate::names::{Component, Environment};
 
 pub use errors::{FieldError, ValidationErrors};
@@ -170,6 +171,10 @@ pub struct NewEvent {
     /// server-assigned times follow the order in which events are paired.
     pub timestamp_given: bool,
     pub attributes: BTreeMap<String, String>,
+    /// The commits the deployment ships, the deployed one first.
+    pub commits: Vec<Commit>,
+    /// The deployment is a rollback (to an earlier version).
+    pub rollback: bool,
     /// SHA-256 of what the client sent (not of defaults the server filled in), so a
     /// retry of the same call is recognised even though it arrives later.
     pub fingerprint: String,

@@ -268,3 +268,86 @@ fn fingerprint_ignores_defaults_and_spelling_but_not_content() {
     assert_ne!(a.fingerprint, different.fingerprint);
     assert_eq!(a.fingerprint.len(), 64);
 }
+
+#[test]
+fn a_call_without_commits_keeps_the_fingerprint_it_had() {
+    // The canonical form of calls stored before `commits` and `rollback`
+    // existed, written out by hand: their replays must still match.
+    let canonical = r#"{"component":"api","phase":"start","status":null,"environment":"production","version":null,"owner":null,"deployment_id":null,"timestamp":"2026-11-22T10:00:00.000000Z","attributes":null}"#;
+    use sha2::Digest;
+    let expected = hex::encode(sha2::Sha256::digest(canonical.as_bytes()));
+    let event = validate_json(
+        json!({"component": "api", "phase": "start", "timestamp": "2026-11-22T10:00:00Z"}),
+    )
+    .unwrap();
+    assert_eq!(event.fingerprint, expected);
+    let not_a_rollback = validate_json(json!({
+        "component": "api", "phase": "start", "timestamp": "2026-11-22T10:00:00Z",
+        "rollback": false, "commits": []
+    }))
+    .unwrap();
+    assert_eq!(not_a_rollback.fingerprint, expected);
+}
+
+#[test]
+fn commits_and_rollback_are_read_and_fingerprinted() {
+    let body = json!({
+        "component": "api", "phase": "finish", "status": "success", "rollback": true,
+        "commits": [
+            {"sha": "9FCEB02D0AE598E95DC970B74767F19372D61AF8", "committed_at": "2026-11-22T09:00:00Z"},
+            {"sha": "3b18e51", "committed_at": "2026-11-22T08:30:00+01:00"}
+        ]
+    });
+    let event = validate_json(body.clone()).unwrap();
+    assert!(event.rollback);
+    assert_eq!(event.commits.len(), 2);
+    assert_eq!(
+        event.commits[0].sha,
+        "9fceb02d0ae598e95dc970b74767f19372d61af8"
+    );
+    let mut other = body.clone();
+    other["commits"][1]["sha"] = json!("3b18e52");
+    assert_ne!(
+        validate_json(other).unwrap().fingerprint,
+        event.fingerprint,
+        "other commits are other content"
+    );
+    let mut not_rollback = body;
+    not_rollback["rollback"] = json!(false);
+    assert_ne!(
+        validate_json(not_rollback).unwrap().fingerprint,
+        event.fingerprint
+    );
+}
+
+#[test]
+fn bad_commits_and_rollback_are_named() {
+    let err = validate_json(json!({
+        "component": "api", "phase": "start", "rollback": "yes",
+        "commits": [{"sha": "xyz", "committed_at": "2026-11-22T09:00:00Z", "author": "ann"}]
+    }))
+    .unwrap_err();
+    assert_eq!(
+        fields(&err),
+        vec!["rollback", "commits[0].author", "commits[0].sha"]
+    );
+    let err =
+        validate_json(json!({"component": "api", "phase": "start", "commits": "abc"})).unwrap_err();
+    assert_eq!(fields(&err), vec!["commits"]);
+    let form = EventInput::from_form(vec![
+        ("component".to_owned(), "a".to_owned()),
+        ("phase".to_owned(), "start".to_owned()),
+        ("rollback".to_owned(), "true".to_owned()),
+    ])
+    .validate(now())
+    .unwrap();
+    assert!(form.rollback);
+    let err = EventInput::from_form(vec![
+        ("component".to_owned(), "a".to_owned()),
+        ("phase".to_owned(), "start".to_owned()),
+        ("commits".to_owned(), "abc".to_owned()),
+    ])
+    .validate(now())
+    .unwrap_err();
+    assert_eq!(fields(&err), vec!["commits"]);
+}

@@ -110,6 +110,8 @@ impl EventInput {
         let timestamp_given = self.timestamp.is_some();
         let attributes = self.attributes.unwrap_or_default();
         check_attributes(&attributes, &mut errors);
+        let commits = crate::commits::validate(self.commits.unwrap_or_default(), now, &mut errors);
+        let rollback = self.rollback.unwrap_or(false);
         // A field that could not be read is not also reported as missing.
         let mut reported = std::collections::BTreeSet::new();
         errors.retain(|e| reported.insert(e.field.clone()));
@@ -134,6 +136,8 @@ impl EventInput {
                     occurred_at,
                     timestamp_given,
                     attributes,
+                    commits,
+                    rollback,
                     fingerprint,
                 })
             }

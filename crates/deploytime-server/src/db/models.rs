@@ -32,6 +32,8 @@ pub(crate) struct DeploymentRow {
     pub revision: i32,
     pub created_at: i64,
     pub updated_at: i64,
+    /// 1: a rollback.
+    pub rollback: i16,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -92,6 +94,7 @@ impl DeploymentRow {
             revision,
             created_at,
             updated_at,
+            rollback: i16::from(d.rollback),
         }
     }
 
@@ -106,6 +109,7 @@ impl DeploymentRow {
             status,
             started_at,
             finished_at,
+            rollback,
             ..
         } = self;
         let corrupt = |reason: String| CorruptRow {
@@ -128,6 +132,7 @@ impl DeploymentRow {
             ends,
             version,
             owner,
+            rollback: rollback != 0,
         })
     }
 }

@@ -18,6 +18,17 @@ diesel::table! {
         revision -> Integer,
         created_at -> BigInt,
         updated_at -> BigInt,
+        rollback -> SmallInt,
+    }
+}
+
+diesel::table! {
+    /// The commits each deployment ships (0: the commit deployed).
+    deployment_commits (deployment_seq, sha) {
+        deployment_seq -> BigInt,
+        sha -> Text,
+        committed_at -> BigInt,
+        position -> Integer,
     }
 }
 
@@ -161,11 +172,13 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(deployment_commits -> deployments (deployment_seq));
 diesel::joinable!(release_approvers -> releases (release_seq));
 diesel::joinable!(approval_links -> release_approvers (approver_seq));
 
 diesel::allow_tables_to_appear_in_same_query!(
     deployments,
+    deployment_commits,
     events,
     deletions,
     tokens,

@@ -122,6 +122,7 @@ pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<u64, SeedError> {
                 revision: 1,
                 created_at: started,
                 updated_at: finished,
+                rollback: 0,
             });
             for (phase, at, status) in
                 [("start", started, None), ("finish", finished, Some(status))]

@@ -89,6 +89,25 @@ pub(crate) async fn require_ingest_to_post<B: MessageBody>(
     guard(req, next, needed).await
 }
 
+/// Middleware of what a pipeline reads back for its own next call (the
+/// commit its component last shipped): `ingest` or `read` admit it. The
+/// handler checks an `ingest` token's scope.
+pub(crate) async fn require_ingest_or_read<B: MessageBody>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let admitted = match authorize(req.request(), Role::Ingest).await {
+        Ok(()) => Ok(()),
+        Err(ingest_refused) => authorize(req.request(), Role::Read)
+            .await
+            .map_err(|_| ingest_refused),
+    };
+    match admitted {
+        Ok(()) => Ok(next.call(req).await?.map_into_left_body()),
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
+}
+
 /// Middleware of `/api/v1/deployments/{id}`: `admin` to correct or delete,
 /// `read` to look.
 pub(crate) async fn require_deployment_access<B: MessageBody>(

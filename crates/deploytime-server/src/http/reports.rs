@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use deploytime_core::stats::{self, GroupBy, Series, StatsRequest};
+use deploytime_core::stats::{self, ChangeFailure, Definitions, GroupBy, Series, StatsRequest};
 use deploytime_core::time::{format_rfc3339, from_micros, to_micros};
 use deploytime_core::wire::{StatsResponse, Window};
 use deploytime_core::{AbandonCutoff, Component, Environment, FieldError, ValidationErrors};
@@ -27,6 +27,7 @@ pub(crate) struct StatsAsk {
     pub success_only: bool,
     /// Daily buckets in this time zone, when asked for.
     pub daily_in: Option<Tz>,
+    pub change_failure: ChangeFailure,
 }
 
 /// The deployments anchored in `[since, until)` (microseconds) of every
@@ -53,6 +54,8 @@ async fn read_named(
     window: (i64, i64),
     cutoff: AbandonCutoff,
 ) -> Result<Vec<Series>, ApiError> {
+    // The lead time's query runs only where some deployment carries commits.
+    let with_commits = !names.is_empty() && db.read(queries::any_commits).await?;
     let share = names.len().div_ceil(STATS_READERS).max(1);
     let reads = names.chunks(share).map(|chunk| {
         let chunk = chunk.to_vec();
@@ -61,6 +64,11 @@ async fn read_named(
                 .into_iter()
                 .map(|(component, environment)| {
                     Ok(Series {
+                        shipped: if with_commits {
+                            queries::shipped(conn, &component, &environment, window)?
+                        } else {
+                            Vec::new()
+                        },
                         samples: queries::stats_samples(
                             conn,
                             &component,
@@ -118,6 +126,7 @@ pub(crate) async fn statistics(
         since: window.0,
         until: window.1,
         daily_in: ask.daily_in,
+        change_failure: ask.change_failure,
     };
     let groups = stats::compute(&series, &request);
     let hint = if groups.iter().all(|group| group.deployments == 0) {
@@ -141,6 +150,7 @@ pub(crate) async fn statistics(
         },
         group_by: ask.group_by,
         groups,
+        definitions: Definitions::of(ask.change_failure),
         hint,
     };
     Ok((response, series))

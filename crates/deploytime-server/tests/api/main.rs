@@ -21,6 +21,7 @@ mod group_commit;
 mod harness;
 mod hooks;
 mod idempotency;
+mod lead_time;
 mod observability;
 mod outage;
 mod pages;

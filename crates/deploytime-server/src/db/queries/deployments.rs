@@ -77,6 +77,7 @@ pub(crate) fn update_deployment(
         deployments::anchor_at.eq(row.anchor_at),
         deployments::revision.eq(row.revision),
         deployments::updated_at.eq(row.updated_at),
+        deployments::rollback.eq(row.rollback),
     ))
     .execute(conn)
 }

@@ -3,6 +3,7 @@
 //! valid value is a decoding error), to be run on a blocking thread.
 //! Listings page by keyset; see docs/architecture.md ("Pagination").
 
+mod commits;
 mod corrections;
 mod deployments;
 mod events;
@@ -14,6 +15,7 @@ use diesel::prelude::*;
 
 use super::connection::DbConnection;
 
+pub(crate) use commits::{any_commits, commits_of, latest_shipped, record_commits, shipped};
 pub(crate) use corrections::{Corrected, correct_deployment, corrections_of};
 pub(crate) use deployments::{
     DeploymentFilter, component_summaries, delete_deployment, deployments_page_end,

@@ -103,6 +103,7 @@ struct SampleRow {
     finished_at: Option<i64>,
     duration_us: Option<i64>,
     anchor_at: i64,
+    rollback: i16,
 }
 
 /// The samples of each deployment of one component in one environment in
@@ -131,6 +132,7 @@ pub(crate) fn stats_samples(
             deployments::finished_at,
             deployments::duration_us,
             deployments::anchor_at,
+            deployments::rollback,
         ))
         .load(conn)?;
     Ok(rows
@@ -140,6 +142,7 @@ pub(crate) fn stats_samples(
             finished_at: row.finished_at,
             duration_us: row.duration_us,
             anchor_at: row.anchor_at,
+            rollback: row.rollback != 0,
         })
         .collect())
 }

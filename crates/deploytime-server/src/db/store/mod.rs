@@ -265,6 +265,8 @@ fn attempt(
         }
     };
 
+    queries::record_commits(conn, &deployment_row.id, &event.commits)?;
+
     let event_id = event.event_id.unwrap_or_else(Uuid::now_v7);
     let event_row = EventRow::new(event_id, &event, pairing.deployment(), from_micros(now));
     match ledger {

@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::Utc;
 use deploytime_core::dora::{self, Level};
-use deploytime_core::stats::{self, GroupBy, GroupStats, Series, StatsRequest};
+use deploytime_core::stats::{self, ChangeFailure, GroupBy, GroupStats, Series, StatsRequest};
 use deploytime_core::time::to_micros;
 
 use super::filters::PageFilters;
@@ -49,6 +49,8 @@ pub(crate) struct Row {
     pub failure_rate_level: Option<&'static str>,
     pub restore: String,
     pub restore_level: Option<&'static str>,
+    pub lead_time: String,
+    pub lead_time_level: Option<&'static str>,
     pub last_state: &'static str,
     pub last_age: String,
     pub sparkline: String,
@@ -68,7 +70,7 @@ struct OverviewPage {
     filters: FilterForm,
     window: String,
     total: Option<Total>,
-    thresholds: [(&'static str, [&'static str; 4]); 3],
+    thresholds: [(&'static str, [&'static str; 4]); 4],
     columns: Vec<Column>,
     rows: Vec<Row>,
     hint: Option<String>,
@@ -76,7 +78,7 @@ struct OverviewPage {
 }
 
 /// The sortable columns: (key in the URL, heading, numeric).
-const COLUMNS: [(&str, &str, bool); 10] = [
+const COLUMNS: [(&str, &str, bool); 11] = [
     ("component", "Component", false),
     ("environment", "Environment", false),
     ("deployments", "Deployments", true),
@@ -86,6 +88,7 @@ const COLUMNS: [(&str, &str, bool); 10] = [
     ("frequency", "Frequency", true),
     ("failure", "Change failure rate", true),
     ("restore", "Time to restore", true),
+    ("lead", "Lead time", true),
     ("last", "Last deployment", false),
 ];
 
@@ -119,6 +122,12 @@ fn cards(now: &GroupStats, before: Option<&GroupStats>) -> Vec<Card> {
             value: duration(now.mean_time_to_restore_seconds),
             level: level(now.levels.time_to_restore),
             previous: previous(&|g| duration(g.mean_time_to_restore_seconds)),
+        },
+        Card {
+            name: "Lead time for changes",
+            value: duration(now.lead_time_seconds.total.median),
+            level: level(now.levels.lead_time),
+            previous: previous(&|g| duration(g.lead_time_seconds.total.median)),
         },
         Card {
             name: "Median duration",
@@ -177,6 +186,10 @@ fn compare(a: &GroupStats, b: &GroupStats, key: &str) -> Ordering {
             a.mean_time_to_restore_seconds,
             b.mean_time_to_restore_seconds,
         ),
+        "lead" => number(
+            a.lead_time_seconds.total.median,
+            b.lead_time_seconds.total.median,
+        ),
         _ => a.component.cmp(&b.component),
     }
 }
@@ -227,6 +240,8 @@ fn row(
         failure_rate_level: level(g.levels.change_failure_rate),
         restore: duration(g.mean_time_to_restore_seconds),
         restore_level: level(g.levels.time_to_restore),
+        lead_time: duration(g.lead_time_seconds.total.median),
+        lead_time_level: level(g.levels.lead_time),
         last_state,
         last_age: if last_state.is_empty() {
             String::new()
@@ -328,6 +343,7 @@ pub(crate) async fn overview(
         since,
         until,
         daily_in,
+        change_failure: ChangeFailure::default(),
     };
     let mut groups = stats::compute(
         &series,
@@ -371,6 +387,7 @@ mod tests {
             finished_at: minutes.map(|m| start + m * MINUTE),
             duration_us: minutes.map(|m| m * MINUTE),
             anchor_at: start,
+            rollback: false,
         }
     }
 
@@ -379,6 +396,7 @@ mod tests {
             component: "api".into(),
             environment: "production".into(),
             samples,
+            shipped: Vec::new(),
         }];
         let request = StatsRequest {
             group_by: GroupBy::ComponentEnvironment,
@@ -386,6 +404,7 @@ mod tests {
             since: SINCE,
             until: UNTIL,
             daily_in: Some(chrono_tz::UTC),
+            change_failure: ChangeFailure::default(),
         };
         let mut groups = stats::compute(&series, &request);
         assert_eq!(groups.len(), 1);

@@ -302,6 +302,7 @@ pub(crate) async fn component(
         since,
         until,
         daily_in: Some(filters.tz),
+        change_failure: Default::default(),
     };
     let group = stats::compute(&series, &request).into_iter().next();
     if let Some(g) = &group {
@@ -554,6 +555,7 @@ pub(crate) async fn deployment(
                 since,
                 until,
                 daily_in: None::<chrono_tz::Tz>,
+                change_failure: Default::default(),
             },
         )
         .first()

@@ -138,19 +138,23 @@ async fn read_detail(
             let deployment = row.into_deployment()?;
             let events = queries::events_of_deployment(conn, &key)?;
             let corrections = queries::corrections_of(conn, &key)?;
-            Ok(Some((deployment, revision, events, corrections)))
+            let commits = queries::commits_of(conn, &key)?;
+            Ok(Some((deployment, revision, events, corrections, commits)))
         })
         .await?;
     let cutoff = settings.abandon.cutoff(Utc::now());
-    Ok(found.map(|(deployment, revision, events, corrections)| {
-        let detail = DeploymentDetail {
-            deployment: DeploymentView::new(deployment, &cutoff),
-            revision: u32::try_from(revision).unwrap_or_default(),
-            events: events.into_iter().map(EventView::from).collect(),
-            corrections,
-        };
-        (detail, revision)
-    }))
+    Ok(
+        found.map(|(deployment, revision, events, corrections, commits)| {
+            let detail = DeploymentDetail {
+                deployment: DeploymentView::new(deployment, &cutoff),
+                revision: u32::try_from(revision).unwrap_or_default(),
+                events: events.into_iter().map(EventView::from).collect(),
+                corrections,
+                commits,
+            };
+            (detail, revision)
+        }),
+    )
 }
 
 /// The `ETag` of a deployment at a revision.

@@ -3,6 +3,7 @@
 
 pub(super) mod body;
 mod cloudevents;
+pub(super) mod commits;
 pub(super) mod csv_export;
 pub(super) mod deployments;
 pub(super) mod events;
@@ -21,7 +22,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::HttpSettings;
 use super::error::ApiError;
-use super::guard::{require_deployment_access, require_ingest_to_post, require_read};
+use super::guard::{
+    require_deployment_access, require_ingest_or_read, require_ingest_to_post, require_read,
+};
 
 /// Every route of the API, with JSON-shaped errors for the cases actix answers
 /// by itself (unknown path, wrong method, unparseable query or path).
@@ -82,6 +85,12 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, settings: &HttpSettings) {
                     .route(web::patch().to(deployments::correct_deployment))
                     .route(web::delete().to(deployments::delete_deployment))
                     .default_service(method_not_allowed("GET, PATCH, DELETE")),
+            )
+            .service(
+                web::resource("/commits/deployed")
+                    .wrap(from_fn(require_ingest_or_read))
+                    .route(web::get().to(commits::deployed_commit))
+                    .default_service(method_not_allowed("GET")),
             )
             .service(
                 web::resource("/stats")

@@ -8,7 +8,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{deployments, events, health, hooks, releases, stats};
+use super::{commits, deployments, events, health, hooks, releases, stats};
 
 struct BearerAuth;
 
@@ -39,6 +39,7 @@ impl Modify for BearerAuth {
         deployments::delete_deployment,
         stats::get_stats,
         stats::list_components,
+        commits::deployed_commit,
         releases::create_release,
         releases::list_releases,
         releases::get_release,

@@ -36,6 +36,22 @@ pub(crate) fn component() -> RefOr<Schema> {
     name(deploytime_core::Component::MAX_CHARS)
 }
 
+/// A component name, required: not empty.
+pub(crate) fn required_component() -> RefOr<Schema> {
+    string()
+        .pattern(Some(format!(
+            "^[A-Za-z0-9][A-Za-z0-9._/:-]{{0,{}}}$",
+            deploytime_core::Component::MAX_CHARS - 1
+        )))
+        .build()
+        .into()
+}
+
+/// One environment, or empty.
+pub(crate) fn environment() -> RefOr<Schema> {
+    name(deploytime_core::Environment::MAX_CHARS)
+}
+
 /// One environment or several, comma-separated, or empty.
 pub(crate) fn environments() -> RefOr<Schema> {
     let one = format!(
@@ -99,6 +115,13 @@ pub(crate) fn status() -> RefOr<Schema> {
     choice(
         &["success"],
         "`success`: durations of successful deployments only",
+    )
+}
+
+pub(crate) fn change_failure() -> RefOr<Schema> {
+    choice(
+        &["failed", "failed_or_rolled_back"],
+        "failed (default): failed / finished; failed_or_rolled_back: a deployment followed by a rollback counts as a failure too",
     )
 }
 

@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, web};
 use chrono::{Duration, Utc};
 use chrono_tz::Tz;
-use deploytime_core::stats::GroupBy;
+use deploytime_core::stats::{ChangeFailure, GroupBy};
 use deploytime_core::time::micros_to_seconds;
 use deploytime_core::wire::{ComponentSummary, ComponentsResponse, DeploymentView, StatsResponse};
 use serde::Deserialize;
@@ -43,6 +43,10 @@ pub(crate) struct StatsQuery {
     interval: Option<String>,
     /// IANA time zone of the daily buckets' boundaries (default UTC).
     tz: Option<String>,
+    /// What the change failure rate counts as a failure: `failed` (default)
+    /// or `failed_or_rolled_back` (also a deployment the next one rolled back).
+    #[param(schema_with = query_schemas::change_failure)]
+    change_failure: Option<String>,
 }
 
 /// Duration statistics and DORA figures per group.
@@ -118,6 +122,16 @@ pub(crate) async fn get_stats(
             false
         }
     };
+    let change_failure = match query.change_failure.as_deref().filter(|c| !c.is_empty()) {
+        None => ChangeFailure::default(),
+        Some(name) => ChangeFailure::parse(name).unwrap_or_else(|| {
+            errors.push(
+                "change_failure",
+                format!("must be failed or failed_or_rolled_back (got {name:?})"),
+            );
+            ChangeFailure::default()
+        }),
+    };
     let cutoff = settings.abandon.cutoff(now);
     let ask = StatsAsk {
         component: errors.component(query.component),
@@ -127,6 +141,7 @@ pub(crate) async fn get_stats(
         group_by,
         success_only,
         daily_in: daily.then_some(tz),
+        change_failure,
     };
     errors.finish()?;
     let (response, _) = reports::statistics(&db, &ask, cutoff).await?;
