@@ -15,7 +15,8 @@
 //!
 //! Each event is dated by the CDEvent's `context.timestamp` (else the
 //! CloudEvent's `time`); a `component` (also `environment`, `version`,
-//! `owner`) in the CDEvent's `customData` overrides what the subject says.
+//! `owner`) in the CDEvent's `customData` overrides what the subject says,
+//! and `customData.commits` is passed on as the store call's `commits`.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -120,7 +121,12 @@ pub fn map(event: &CloudEvent<'_>) -> Result<Mapped, HookError> {
         text(data, "/subject/content/artifactId"),
     );
     if matches!(end, End::Service { rollback: true }) {
-        body.attribute("rollback", Some("true"));
+        body.set_value("rollback", Value::Bool(true));
+    }
+    // The commits shipped, with their times, when the sender lists them
+    // (`[{"sha": ..., "committed_at": ...}]`, as the store call takes them).
+    if let Some(commits) = data.pointer("/customData/commits").filter(|c| c.is_array()) {
+        body.set_value("commits", commits.clone());
     }
     Ok(Mapped::Events(vec![body.build()]))
 }
@@ -251,7 +257,7 @@ mod tests {
         assert_eq!(a["status"], "success");
         assert_eq!(a["component"], "run-7");
         assert_eq!(a["environment"], "prod");
-        assert_eq!(a["attributes"]["rollback"], "true");
+        assert_eq!(a["rollback"], true);
         assert_ne!(
             a["deployment_id"], b["deployment_id"],
             "each is a deployment of its own"

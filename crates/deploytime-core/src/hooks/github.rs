@@ -100,6 +100,7 @@ struct Deployment<'a> {
     git_ref: Option<&'a str>,
     task: Option<&'a str>,
     creator: Option<&'a str>,
+    commits: Option<&'a Value>,
     url: Option<&'a str>,
     repository: &'a str,
     created_at: DateTime<Utc>,
@@ -133,6 +134,9 @@ impl<'a> Deployment<'a> {
             git_ref: text(payload, "/deployment/ref"),
             task: text(payload, "/deployment/task"),
             creator: text(payload, "/deployment/creator/login"),
+            commits: payload
+                .pointer("/deployment/payload/commits")
+                .filter(|c| c.is_array()),
             url: text(payload, "/deployment/url"),
             repository,
             created_at: timestamp(payload, "/deployment/created_at", "deployment.created_at")?,
@@ -150,6 +154,12 @@ impl<'a> Deployment<'a> {
         // The commit deployed; the ref it was asked for is kept beside it.
         body.set_text("version", self.sha.or(self.git_ref));
         body.set_text("owner", self.creator);
+        // GitHub gives the deployed sha without its commit time, and no time
+        // is invented: the commits shipped are recorded only when whoever
+        // created the deployment listed them in its payload.
+        if let Some(commits) = self.commits {
+            body.set_value("commits", commits.clone());
+        }
         body.attribute("provider", Some("github"));
         body.attribute("github.repository", Some(self.repository));
         body.attribute("github.deployment_url", self.url);
@@ -279,6 +289,21 @@ mod tests {
         payload["deployment"]["payload"] = json!({"component": "shop/worker"});
         let event = one(map(delivery("deployment", "x"), &payload).unwrap());
         assert_eq!(event["component"], "shop/worker");
+    }
+
+    #[test]
+    fn commits_are_taken_only_with_their_times_from_the_deployment_payload() {
+        let event = one(map(delivery("deployment", "x"), &deployment_payload()).unwrap());
+        assert!(
+            event.get("commits").is_none(),
+            "a bare sha has no commit time"
+        );
+        let mut payload = deployment_payload();
+        let commits = json!([{"sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e",
+                              "committed_at": "2026-01-02T02:00:00Z"}]);
+        payload["deployment"]["payload"] = json!({"commits": commits});
+        let event = one(map(delivery("deployment", "x"), &payload).unwrap());
+        assert_eq!(event["commits"], commits);
     }
 
     #[test]

@@ -133,6 +133,12 @@ impl StoreBody {
         }
     }
 
+    /// A field given as JSON (`commits`, `rollback`), passed on as it is: the
+    /// store call's validation judges it.
+    pub(crate) fn set_value(&mut self, field: &str, value: Value) {
+        self.fields.insert(field.to_owned(), value);
+    }
+
     /// An attribute, cut to the accepted length; beyond the accepted number
     /// of attributes, further ones are left out rather than refused.
     pub(crate) fn attribute(&mut self, name: &str, value: Option<&str>) {
