@@ -264,11 +264,8 @@ async fn the_deployed_commit_is_told_to_the_next_pipeline(backend: Backend) {
         403,
     )
     .await;
-    let missing = expect_problem(ask("/api/v1/commits/deployed").await.unwrap(), 400).await;
-    assert!(
-        missing["detail"].as_str().unwrap().contains("component"),
-        "{missing}"
-    );
+    let missing = expect_problem(ask("/api/v1/commits/deployed").await.unwrap(), 422).await;
+    assert_eq!(error_fields(&missing), ["component"]);
 }
 
 async fn deploy_in(

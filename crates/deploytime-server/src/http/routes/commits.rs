@@ -19,8 +19,9 @@ use crate::http::guard::Authenticated;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct DeployedQuery {
-    #[param(schema_with = query_schemas::required_component)]
-    component: String,
+    /// Required; missing or empty, the answer is a 422 naming it.
+    #[param(schema_with = query_schemas::component)]
+    component: Option<String>,
     /// Default `production`.
     #[param(schema_with = query_schemas::environment)]
     environment: Option<String>,
@@ -49,7 +50,11 @@ pub(crate) async fn deployed_commit(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let mut errors = ParamErrors::default();
-    let component = errors.component(Some(query.component));
+    let given = query.component.as_deref().is_some_and(|c| !c.is_empty());
+    let component = errors.component(query.component);
+    if !given {
+        errors.push("component", "is required");
+    }
     let environment = match query.environment.filter(|e| !e.is_empty()) {
         None => Some(Environment::default_environment()),
         Some(name) => Environment::try_from(name)

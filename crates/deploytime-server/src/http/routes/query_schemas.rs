@@ -36,17 +36,6 @@ pub(crate) fn component() -> RefOr<Schema> {
     name(deploytime_core::Component::MAX_CHARS)
 }
 
-/// A component name, required: not empty.
-pub(crate) fn required_component() -> RefOr<Schema> {
-    string()
-        .pattern(Some(format!(
-            "^[A-Za-z0-9][A-Za-z0-9._/:-]{{0,{}}}$",
-            deploytime_core::Component::MAX_CHARS - 1
-        )))
-        .build()
-        .into()
-}
-
 /// One environment, or empty.
 pub(crate) fn environment() -> RefOr<Schema> {
     name(deploytime_core::Environment::MAX_CHARS)
