@@ -93,7 +93,7 @@ fn each_deployment_ships_the_commits_since_the_one_deployed_last() {
 
     // Nothing deployed before: HEAD only, not the whole history.
     let detail = run_in(&spool, &server, &repo.path(), &[]);
-    assert_eq!(shas(&detail), [second.clone()]);
+    assert_eq!(shas(&detail), std::slice::from_ref(&second));
     assert_eq!(
         detail["commits"][0]["committed_at"],
         "2026-11-02T10:00:00.000000Z"
