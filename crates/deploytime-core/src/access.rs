@@ -138,6 +138,17 @@ impl Caller {
         }
     }
 
+    /// A verified webhook delivery of `provider`: it records events of any
+    /// component (the provider's configuration decides which), and reads
+    /// nothing.
+    pub fn webhook(provider: &str) -> Self {
+        Caller {
+            name: format!("{provider}-webhook"),
+            role: Role::Ingest,
+            scope: Scope::default(),
+        }
+    }
+
     /// The holder of the server's configured admin token.
     pub fn bootstrap_admin() -> Self {
         Caller {
@@ -190,6 +201,9 @@ pub enum Credential {
     BootstrapAdmin,
     /// A bearer token, by its digest.
     Token(TokenDigest),
+    /// A provider's webhook delivery whose signature or secret the server
+    /// verified (`github`, `gitlab`): it may record events, nothing else.
+    Webhook(&'static str),
 }
 
 /// The stored tokens, as far as identifying a caller needs them.
@@ -231,6 +245,7 @@ pub fn identify(credential: &Credential, tokens: &impl TokenLookup) -> Result<Ca
         Credential::Anonymous if tokens.is_empty() => Ok(Caller::anonymous()),
         Credential::Anonymous => Err(Denied::needs_token()),
         Credential::Token(digest) => tokens.find(digest).ok_or_else(Denied::invalid_token),
+        Credential::Webhook(provider) => Ok(Caller::webhook(provider)),
     }
 }
 

@@ -9,6 +9,7 @@
 //!   timestamp happened, and what the event makes of its deployment.
 //! * [`state`]: stored and reported states, and the abandonment rule.
 //! * [`access`]: roles, scopes and who may record an event.
+//! * [`hooks`]: GitHub, GitLab and CDEvents deliveries as store calls.
 //! * [`release`]: the release gate: requests, approvers, quorum, expiry.
 //! * [`commits`]: the commits a deployment ships, and the lead time for changes.
 //! * [`correction`]: an operator's correction of a recorded deployment.
@@ -25,6 +26,7 @@ pub mod deployment;
 pub mod dora;
 pub mod event;
 pub mod export;
+pub mod hooks;
 pub mod incident;
 pub mod names;
 pub mod pairing;

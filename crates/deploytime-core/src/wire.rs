@@ -338,6 +338,43 @@ pub struct StoreResponse {
     pub deployment: DeploymentView,
 }
 
+/// What became of one event of a hook delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum HookResult {
+    /// Recorded now.
+    Stored,
+    /// Nothing new: a redelivery, or a second start or finish of a deployment
+    /// already started or finished.
+    Replayed,
+    /// Not something deploytime records (another event type or state).
+    Ignored,
+}
+
+/// One event of a hook delivery: what became of it, and where it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HookEventReceipt {
+    pub result: HookResult,
+    /// Why it was replayed or ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_id: Option<Uuid>,
+}
+
+/// What a webhook or CloudEvents endpoint answers: the delivery's overall
+/// result (`stored` if any event was recorded now) and each event's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HookReceipt {
+    pub result: HookResult,
+    pub events: Vec<HookEventReceipt>,
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

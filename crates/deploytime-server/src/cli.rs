@@ -165,6 +165,37 @@ pub struct ServeArgs {
     pub max_db_work: usize,
     #[command(flatten)]
     pub gate: GateArgs,
+    #[command(flatten)]
+    pub hooks: HookArgs,
+}
+
+/// The webhook endpoints. Each takes up to three secrets, comma-separated or
+/// by repeating the flag, so that a secret can be rotated without refusing a
+/// delivery: add the new one, change it at the provider, remove the old one.
+/// Prefer the environment to the flag: a flag's value shows in `ps`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Webhooks")]
+pub struct HookArgs {
+    /// The secret of GitHub's webhook, which signs each delivery
+    /// (X-Hub-Signature-256); POST /api/v1/hooks/github answers 404 without one.
+    #[arg(
+        long,
+        env = "DEPLOYTIME_GITHUB_WEBHOOK_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub github_webhook_secret: Vec<String>,
+    /// The secret token of GitLab's webhook (X-Gitlab-Token);
+    /// POST /api/v1/hooks/gitlab answers 404 without one.
+    #[arg(
+        long,
+        env = "DEPLOYTIME_GITLAB_WEBHOOK_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub gitlab_webhook_token: Vec<String>,
 }
 
 /// The release gate: who approves, how they are mailed.

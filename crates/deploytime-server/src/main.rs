@@ -6,7 +6,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
-use deploytime_server::access::{Secret, tokens};
+use deploytime_server::access::{HookSecrets, Secret, tokens};
 use deploytime_server::db::{self, DatabaseUrl};
 use deploytime_server::settings::Settings;
 use deploytime_server::startup::Application;
@@ -148,6 +148,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         db_timeout: args.db_timeout.into(),
         max_db_work: args.max_db_work,
         gate: gate_settings(args.gate)?,
+        hooks: HookSecrets::new(
+            args.hooks.github_webhook_secret,
+            args.hooks.gitlab_webhook_token,
+        )?,
     };
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(&settings)?;

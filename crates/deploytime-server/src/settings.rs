@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use deploytime_core::AbandonPolicy;
 
-use crate::access::Secret;
+use crate::access::{HookSecrets, Secret};
 use crate::db::{DatabaseUrl, DbLimits, ReplicaSettings};
 use crate::gate::GateSettings;
 
@@ -42,6 +42,8 @@ pub struct Settings {
     pub max_db_work: usize,
     /// The release gate: approver source, mail, links, policy.
     pub gate: GateSettings,
+    /// The secrets of the GitHub and GitLab webhook endpoints (none: off).
+    pub hooks: HookSecrets,
 }
 
 impl Settings {
@@ -75,6 +77,7 @@ impl Settings {
             db_timeout: Self::DEFAULT_DB_TIMEOUT,
             max_db_work: Self::DEFAULT_MAX_DB_WORK,
             gate: GateSettings::new(None),
+            hooks: HookSecrets::default(),
         }
     }
 

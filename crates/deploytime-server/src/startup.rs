@@ -110,6 +110,7 @@ impl Application {
             abandon: AbandonPolicy::new(settings.abandon_after),
             request_timeout: settings.request_timeout,
             protect_metrics: settings.protect_metrics,
+            hooks: settings.hooks.clone(),
         };
         let metrics = web::Data::new(
             Metrics::new(settings.database_url.backend_name()).map_err(StartupError::Metrics)?,

@@ -4,6 +4,7 @@
 //! layer hands it the `Authorization` header's value. The rules it applies
 //! (roles, scopes, who may record an event) are the domain's.
 
+mod hooks;
 mod secret;
 pub mod tokens;
 
@@ -15,6 +16,7 @@ use subtle::ConstantTimeEq;
 use crate::db::{Database, DbError, tokens as stored_tokens};
 
 pub use deploytime_core::access::{Role, Scope};
+pub use hooks::{HookSecrets, HookSecretsError};
 pub use secret::Secret;
 
 /// How the server decides who may call; built once at start-up.
@@ -101,6 +103,10 @@ async fn resolve(credential: &Credential, db: &Database) -> Result<Caller, Acces
         },
         Credential::Anonymous => Looked {
             empty: !db.read(stored_tokens::any_token).await?,
+            found: None,
+        },
+        Credential::Webhook(_) => Looked {
+            empty: false,
             found: None,
         },
         Credential::Token(digest) => {

@@ -22,12 +22,55 @@ const DEPLOY_BUCKETS: &[f64] = &[
     1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0,
 ];
 
+/// Where a hook delivery came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HookSource {
+    Github,
+    Gitlab,
+    Cdevents,
+}
+
+impl HookSource {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            HookSource::Github => "github",
+            HookSource::Gitlab => "gitlab",
+            HookSource::Cdevents => "cdevents",
+        }
+    }
+}
+
+/// What became of a hook delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum HookOutcome {
+    /// Nothing recorded: an event deploytime does not track.
+    Ignored,
+    /// Recorded before (a redelivery, a second start or finish).
+    Replayed,
+    /// Recorded now.
+    Stored,
+    /// Refused: no or a wrong signature, a body that cannot be read or mapped.
+    Rejected,
+}
+
+impl HookOutcome {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            HookOutcome::Ignored => "ignored",
+            HookOutcome::Replayed => "replayed",
+            HookOutcome::Stored => "stored",
+            HookOutcome::Rejected => "rejected",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     events_stored: IntCounterVec,
+    hook_deliveries: IntCounterVec,
     deploy_duration: HistogramVec,
     pool_connections: IntGaugeVec,
     pool_max: IntGauge,
@@ -92,6 +135,14 @@ impl Metrics {
             ),
             &["phase"],
         )?;
+        let hook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "hook_deliveries_total",
+                "Webhook and CloudEvents deliveries by source (github, gitlab, cdevents) and \
+                 outcome (stored, replayed, ignored, rejected); a CloudEvents batch counts each event",
+            ),
+            &["source", "outcome"],
+        )?;
         let deploy_duration = HistogramVec::new(
             HistogramOpts::new(
                 "deploy_duration_seconds",
@@ -131,6 +182,7 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(events_stored.clone()))?;
+        registry.register(Box::new(hook_deliveries.clone()))?;
         registry.register(Box::new(deploy_duration.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
@@ -156,6 +208,7 @@ impl Metrics {
             http_requests,
             http_duration,
             events_stored,
+            hook_deliveries,
             deploy_duration,
             pool_connections,
             pool_max,
@@ -233,6 +286,13 @@ impl Metrics {
         self.http_duration
             .with_label_values(&labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// One delivery to a hook endpoint and what became of it.
+    pub(crate) fn hook_delivery(&self, source: HookSource, outcome: HookOutcome) {
+        self.hook_deliveries
+            .with_label_values(&[source.as_str(), outcome.as_str()])
+            .inc();
     }
 
     /// A newly stored event; when it finished its deployment with both ends

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use deploytime_core::AbandonPolicy;
 
+use crate::access::HookSecrets;
+
 /// What the routes and middleware need of the server's settings.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -13,4 +15,6 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Whether `/metrics` needs the read role.
     pub protect_metrics: bool,
+    /// The webhook endpoints' secrets.
+    pub hooks: HookSecrets,
 }

@@ -19,6 +19,7 @@ mod deployments;
 mod errors;
 mod group_commit;
 mod harness;
+mod hooks;
 mod idempotency;
 mod incidents;
 mod lead_time;

@@ -76,24 +76,32 @@ pub(crate) fn read_event_body(
 /// Reads the body, refusing it as soon as it is known to be too large.
 pub(crate) async fn read_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<web::BytesMut, ApiError> {
-    let too_large = ApiError::PayloadTooLarge {
-        limit: MAX_BODY_BYTES,
-    };
+    read_body_up_to(req, payload, MAX_BODY_BYTES).await
+}
+
+/// Reads a body of at most `limit` bytes, refusing it as soon as it is known
+/// to be larger (by its `Content-Length`, or while it streams in).
+pub(crate) async fn read_body_up_to(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
+    let too_large = ApiError::PayloadTooLarge { limit };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+    if declared.is_some_and(|len| len > limit) {
         return Err(too_large);
     }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(MAX_BODY_BYTES));
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::MalformedBody(format!("could not read the body: {e}")))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
+        if body.len() + chunk.len() > limit {
             return Err(too_large);
         }
         body.extend_from_slice(&chunk);

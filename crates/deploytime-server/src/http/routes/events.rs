@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
+use deploytime_core::EventInput;
 use deploytime_core::access::check_scope;
 use deploytime_core::wire::{DeploymentView, EventBody, EventView, Page, Problem, StoreResponse};
 use utoipa::openapi::RefOr;
@@ -18,7 +19,7 @@ use super::csv_export::{Export, stream_csv};
 use super::params::{ParamErrors, page, wants_csv};
 use super::query_schemas;
 use crate::db::queries::{self, EventFilter};
-use crate::db::{Database, DbConnection};
+use crate::db::{Database, DbConnection, StoreError, Stored};
 use crate::http::HttpSettings;
 use crate::http::error::{AccessProblems, ApiError, QueryProblems};
 use crate::http::guard::Authenticated;
@@ -127,26 +128,8 @@ pub(crate) async fn store_event(
             })
         })
         .transpose()?;
-    let received_at = deploytime_core::time::truncate_to_micros(Utc::now());
-    let event = input
-        .with_idempotency_key(idempotency_key)?
-        .validate(received_at)?;
-    check_scope(&who.caller, &event.component, &event.environment)?;
-
-    let stored = db.store(event, received_at, who.credential).await?;
-
-    let phase = stored.event.kind.phase();
-    if !stored.replayed {
-        metrics.event_stored(phase, &stored.deployment);
-    }
-    tracing::info!(
-        event_id = %stored.event.id,
-        deployment_id = %stored.deployment.id,
-        component = %stored.event.component,
-        %phase,
-        replayed = stored.replayed,
-        "event stored"
-    );
+    let input = input.with_idempotency_key(idempotency_key)?;
+    let stored = record(input, &who, &db, &metrics).await??;
     let location = deploytime_core::wire::paths::deployment(stored.deployment.id);
     let cutoff = settings.abandon.cutoff(Utc::now());
     let body = StoreResponse {
@@ -161,6 +144,41 @@ pub(crate) async fn store_event(
     Ok(response
         .insert_header((header::LOCATION, location))
         .json(body))
+}
+
+/// Validates a store call's fields and stores the event: the one write path
+/// of the store call and of the hook endpoints. The outer error refuses the
+/// event before the store (its fields, the caller's scope); the inner result
+/// is the store's own answer, which a hook reads before it becomes an error.
+pub(super) async fn record(
+    input: EventInput,
+    who: &Authenticated,
+    db: &Database,
+    metrics: &Metrics,
+) -> Result<Result<Stored, StoreError>, ApiError> {
+    let received_at = deploytime_core::time::truncate_to_micros(Utc::now());
+    let event = input.validate(received_at)?;
+    check_scope(&who.caller, &event.component, &event.environment)?;
+
+    let stored = match db.store(event, received_at, who.credential.clone()).await {
+        Ok(stored) => stored,
+        Err(refused) => return Ok(Err(refused)),
+    };
+
+    let phase = stored.event.kind.phase();
+    if !stored.replayed {
+        metrics.event_stored(phase, &stored.deployment);
+    }
+    tracing::info!(
+        event_id = %stored.event.id,
+        deployment_id = %stored.deployment.id,
+        component = %stored.event.component,
+        %phase,
+        replayed = stored.replayed,
+        caller = %who.caller.name,
+        "event stored"
+    );
+    Ok(Ok(stored))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]

@@ -2,11 +2,13 @@
 //! production server and by the tests alike, so both serve the same application.
 
 pub(super) mod body;
+mod cloudevents;
 pub(super) mod commits;
 pub(super) mod csv_export;
 pub(super) mod deployments;
 pub(super) mod events;
 pub(super) mod health;
+pub(super) mod hooks;
 pub(super) mod incidents;
 pub(super) mod openapi;
 pub(super) mod params;
@@ -134,6 +136,22 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, settings: &HttpSettings) {
             .service(
                 web::resource("/approvals")
                     .route(web::post().to(releases::post_approval))
+                    .default_service(method_not_allowed("POST")),
+            )
+            .service(
+                web::resource("/cdevents")
+                    .wrap(from_fn(require_ingest_to_post))
+                    .route(web::post().to(hooks::cdevents))
+                    .default_service(method_not_allowed("POST")),
+            )
+            .service(
+                web::resource("/hooks/github")
+                    .route(web::post().to(hooks::github))
+                    .default_service(method_not_allowed("POST")),
+            )
+            .service(
+                web::resource("/hooks/gitlab")
+                    .route(web::post().to(hooks::gitlab))
                     .default_service(method_not_allowed("POST")),
             )
             .service(

@@ -8,7 +8,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{commits, deployments, events, health, incidents, releases, stats};
+use super::{commits, deployments, events, health, hooks, incidents, releases, stats};
 
 struct BearerAuth;
 
@@ -49,6 +49,9 @@ impl Modify for BearerAuth {
         releases::get_release,
         releases::release_audit,
         releases::post_approval,
+        hooks::github,
+        hooks::gitlab,
+        hooks::cdevents,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -94,6 +97,9 @@ mod tests {
             "/api/v1/incidents",
             "/api/v1/incidents/{id}",
             "/api/v1/openapi.json",
+            "/api/v1/hooks/github",
+            "/api/v1/hooks/gitlab",
+            "/api/v1/cdevents",
             "/healthz",
             "/readyz",
             "/metrics",
