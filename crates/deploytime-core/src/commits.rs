@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{FieldError, MAX_FUTURE_SKEW};
+use crate::event::{FieldError, checked_instant};
 use crate::stats::DurationSummary;
 use crate::time::{format_rfc3339, truncate_to_micros};
 
@@ -166,30 +166,9 @@ pub(crate) fn validate(
                 ));
                 None
             }
-            Some(t) => match DateTime::parse_from_rfc3339(&t) {
-                Err(_) => {
-                    errors.push(FieldError::new(
-                        format!("commits[{i}].committed_at"),
-                        format!("must be an RFC 3339 date-time with an offset (got {t:?})"),
-                    ));
-                    None
-                }
-                Ok(at) => {
-                    let at = truncate_to_micros(at.with_timezone(&Utc));
-                    if at > now + MAX_FUTURE_SKEW {
-                        errors.push(FieldError::new(
-                            format!("commits[{i}].committed_at"),
-                            format!(
-                                "is more than 5 minutes in the future (server time is {})",
-                                format_rfc3339(now)
-                            ),
-                        ));
-                        None
-                    } else {
-                        Some(at)
-                    }
-                }
-            },
+            Some(t) => checked_instant(&format!("commits[{i}].committed_at"), &t, now)
+                .map_err(|e| errors.push(e))
+                .ok(),
         };
         if let (Some(sha), Some(committed_at)) = (sha, committed_at)
             && errors.len() == before

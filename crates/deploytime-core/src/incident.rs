@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::dora::{self, Level};
-use crate::event::{FieldError, MAX_FUTURE_SKEW, ValidationErrors};
+use crate::event::{FieldError, ValidationErrors, checked_instant};
 use crate::names::{Component, Environment};
 use crate::stats::nearest_rank;
 use crate::time::{format_rfc3339, micros_to_seconds, to_micros, truncate_to_micros};
@@ -199,29 +199,6 @@ fn uuid(field: &str, value: &str) -> Result<Uuid, FieldError> {
     }
 }
 
-/// An RFC 3339 instant with an offset, at most [`MAX_FUTURE_SKEW`] ahead of `now`.
-fn instant(field: &str, value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
-    let at = DateTime::parse_from_rfc3339(value).map_err(|_| {
-        FieldError::new(
-            field,
-            format!(
-                "must be an RFC 3339 date-time with an offset, e.g. 2026-11-22T10:15:00Z (got {value:?})"
-            ),
-        )
-    })?;
-    let at = truncate_to_micros(at.to_utc());
-    if at > now + MAX_FUTURE_SKEW {
-        return Err(FieldError::new(
-            field,
-            format!(
-                "is more than 5 minutes in the future (server time is {})",
-                format_rfc3339(now)
-            ),
-        ));
-    }
-    Ok(at)
-}
-
 fn resolved_before_started(started_at: DateTime<Utc>) -> FieldError {
     FieldError::new(
         "resolved_at",
@@ -260,12 +237,12 @@ impl NewIncident {
                 .ok(),
         };
         let given_start = string("started_at", field("started_at"), &mut errors).and_then(|t| {
-            instant("started_at", t, now)
+            checked_instant("started_at", t, now)
                 .map_err(|e| errors.push(e))
                 .ok()
         });
         let resolved_at = string("resolved_at", field("resolved_at"), &mut errors).and_then(|t| {
-            instant("resolved_at", t, now)
+            checked_instant("resolved_at", t, now)
                 .map_err(|e| errors.push(e))
                 .ok()
         });
@@ -417,7 +394,7 @@ impl IncidentChange {
         }
         let mut resolve = match object.get("resolved_at") {
             None | Some(Value::Null) => None,
-            Some(Value::String(t)) => instant("resolved_at", t, now)
+            Some(Value::String(t)) => checked_instant("resolved_at", t, now)
                 .map(Resolve::At)
                 .map_err(|e| errors.push(e))
                 .ok(),

@@ -22,6 +22,7 @@ use crate::names::{Component, Environment};
 
 pub use errors::{FieldError, ValidationErrors};
 pub use input::{EventInput, FIELDS};
+pub(crate) use validate::checked_instant;
 pub use validate::{
     MAX_ATTRIBUTE_KEY_CHARS, MAX_ATTRIBUTE_VALUE_CHARS, MAX_ATTRIBUTES, MAX_FUTURE_SKEW,
     MAX_STATUS_CHARS, MAX_TEXT_CHARS,

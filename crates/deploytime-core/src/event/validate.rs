@@ -80,32 +80,9 @@ impl EventInput {
         let event_id = check_uuid("event_id", self.event_id.as_deref(), &mut errors);
         let occurred_at = match self.timestamp.as_deref() {
             None => Some(now),
-            Some(t) => match DateTime::parse_from_rfc3339(t) {
-                Err(_) => {
-                    errors.push(FieldError::new(
-                        "timestamp",
-                        format!(
-                            "must be an RFC 3339 date-time with an offset, e.g. 2026-11-22T10:15:00Z (got {t:?})"
-                        ),
-                    ));
-                    None
-                }
-                Ok(at) => {
-                    let at = truncate_to_micros(at.with_timezone(&Utc));
-                    if at > now + MAX_FUTURE_SKEW {
-                        errors.push(FieldError::new(
-                            "timestamp",
-                            format!(
-                                "is more than 5 minutes in the future (server time is {})",
-                                format_rfc3339(now)
-                            ),
-                        ));
-                        None
-                    } else {
-                        Some(at)
-                    }
-                }
-            },
+            Some(t) => checked_instant("timestamp", t, now)
+                .map_err(|e| errors.push(e))
+                .ok(),
         };
         let timestamp_given = self.timestamp.is_some();
         let attributes = self.attributes.unwrap_or_default();
@@ -144,6 +121,35 @@ impl EventInput {
             _ => Err(ValidationErrors(errors)),
         }
     }
+}
+
+/// An RFC 3339 date-time with an offset, at most [`MAX_FUTURE_SKEW`] ahead of
+/// `now` (the past is accepted: backfills), in microseconds: the rule of every
+/// time a client sends (an event's timestamp, a commit's, an incident's).
+pub(crate) fn checked_instant(
+    field: &str,
+    value: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, FieldError> {
+    let at = DateTime::parse_from_rfc3339(value).map_err(|_| {
+        FieldError::new(
+            field,
+            format!(
+                "must be an RFC 3339 date-time with an offset, e.g. 2026-11-22T10:15:00Z (got {value:?})"
+            ),
+        )
+    })?;
+    let at = truncate_to_micros(at.with_timezone(&Utc));
+    if at > now + MAX_FUTURE_SKEW {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "is more than 5 minutes in the future (server time is {})",
+                format_rfc3339(now)
+            ),
+        ));
+    }
+    Ok(at)
 }
 
 fn check_text(field: &str, value: Option<String>, errors: &mut Vec<FieldError>) -> Option<String> {
