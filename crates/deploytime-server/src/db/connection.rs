@@ -31,6 +31,23 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
+/// Runs `$body` with `$c` bound to the backend's own connection rather than to
+/// [`DbConnection`], for the statements of the store path. Through the
+/// multi-backend wrapper diesel writes a query's SQL text again on every run,
+/// even when the statement itself is cached; on the backend's connection a
+/// statement with a fixed shape is prepared once per connection and only its
+/// values are bound after that.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::connection::DbConnection::Sqlite($c) => $body,
+            #[cfg(feature = "mysql")]
+            $crate::db::connection::DbConnection::Mysql($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 /// A parsed `DATABASE_URL`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {

@@ -14,8 +14,11 @@ use uuid::Uuid;
 
 use super::schema::{deployments, events};
 
+// `treat_none_as_default_value = false`: an absent value is written as NULL,
+// so an insert has one shape whatever is absent and is prepared once per
+// connection (with DEFAULT for absent values, diesel prepares each insert anew).
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = deployments)]
+#[diesel(table_name = deployments, treat_none_as_default_value = false)]
 pub(crate) struct DeploymentRow {
     pub id: String,
     pub component: String,
@@ -37,7 +40,7 @@ pub(crate) struct DeploymentRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = events)]
+#[diesel(table_name = events, treat_none_as_default_value = false)]
 pub(crate) struct EventRow {
     pub id: String,
     pub deployment_id: String,

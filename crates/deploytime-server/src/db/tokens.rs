@@ -10,7 +10,7 @@ use deploytime_core::access::{Caller, Role, Scope, TokenDigest, TokenLookup};
 use deploytime_core::{Component, Environment};
 use diesel::prelude::*;
 
-use super::connection::DbConnection;
+use super::connection::{DbConnection, on_backend};
 use super::models::CorruptRow;
 use super::schema::tokens;
 
@@ -153,9 +153,11 @@ pub(crate) struct TokensFingerprint {
 
 /// The tokens' [`TokensFingerprint`], from the primary key alone.
 fn fingerprint(conn: &mut DbConnection) -> QueryResult<TokensFingerprint> {
-    let (count, highest_seq) = tokens::table
+    // Once per commit of the store path: on the backend's own connection, so
+    // the statement is prepared once (see `on_backend`).
+    let (count, highest_seq) = on_backend!(conn, |c| tokens::table
         .select((diesel::dsl::count_star(), diesel::dsl::max(tokens::seq)))
-        .get_result::<(i64, Option<i64>)>(conn)?;
+        .get_result::<(i64, Option<i64>)>(c))?;
     Ok(TokensFingerprint { count, highest_seq })
 }
 

@@ -7,9 +7,11 @@ use deploytime_core::state::{StartedBound, StoredCondition};
 use deploytime_core::time::to_micros;
 use deploytime_core::{Component, Deployment, DeploymentState, Environment};
 use diesel::prelude::*;
+use diesel::serialize::ToSql;
+use diesel::sql_types::{BigInt, Integer, Nullable, SmallInt, Text};
 
 use super::{Backend, Cursor, Listed};
-use crate::db::connection::DbConnection;
+use crate::db::connection::{DbConnection, on_backend};
 use crate::db::models::{DeploymentRow, DeploymentSnapshot};
 use crate::db::schema::{deletions, deployments, events};
 
@@ -19,11 +21,13 @@ pub(crate) fn find_deployment_row(
     conn: &mut DbConnection,
     id: &str,
 ) -> QueryResult<Option<DeploymentRow>> {
-    deployments::table
+    // No LIMIT: the id is unique. A bound LIMIT would make SQLite plan the
+    // statement again each time it is run (see `find_latest_running`).
+    on_backend!(conn, |c| deployments::table
         .filter(deployments::id.eq(id))
         .select(DeploymentRow::as_select())
-        .first(conn)
-        .optional()
+        .get_result(c)
+        .optional())
 }
 
 /// `Target::LatestRunning`: the most recently started running deployment of
@@ -33,14 +37,28 @@ pub(crate) fn find_latest_running(
     component: &Component,
     environment: &Environment,
 ) -> QueryResult<Option<DeploymentRow>> {
-    deployments::table
-        .filter(deployments::component.eq(component.as_str()))
-        .filter(deployments::environment.eq(environment.as_str()))
-        .filter(deployments::state.eq(DeploymentState::Running.as_str()))
-        .order((deployments::started_at.desc(), deployments::seq.desc()))
-        .select(DeploymentRow::as_select())
-        .first(conn)
-        .optional()
+    macro_rules! query {
+        () => {
+            deployments::table
+                .filter(deployments::component.eq(component.as_str()))
+                .filter(deployments::environment.eq(environment.as_str()))
+                .filter(deployments::state.eq(DeploymentState::Running.as_str()))
+                .order((deployments::started_at.desc(), deployments::seq.desc()))
+                .select(DeploymentRow::as_select())
+        };
+    }
+    match conn {
+        // SQLite plans a statement again whenever a bound LIMIT is bound anew
+        // (the limit's value may change its plan), so `.first()` would be
+        // parsed and planned on every finish. The index gives the rows in
+        // order: the first row stepped is the answer, and no other is read.
+        DbConnection::Sqlite(c) => query!()
+            .load_iter::<DeploymentRow, diesel::connection::DefaultLoadingMode>(c)?
+            .next()
+            .transpose(),
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(c) => query!().first(c).optional(),
+    }
 }
 
 pub(crate) fn insert_deployment(
@@ -48,9 +66,9 @@ pub(crate) fn insert_deployment(
     row: &DeploymentRow,
 ) -> QueryResult<usize> {
     // Owned: the state is written through its name (`serialize_as`).
-    diesel::insert_into(deployments::table)
+    on_backend!(conn, |c| diesel::insert_into(deployments::table)
         .values(row.clone())
-        .execute(conn)
+        .execute(c))
 }
 
 /// Writes `row` over the stored deployment only if it is still at
@@ -61,26 +79,93 @@ pub(crate) fn update_deployment(
     row: &DeploymentRow,
     expected_revision: i32,
 ) -> QueryResult<usize> {
-    diesel::update(
-        deployments::table
-            .filter(deployments::id.eq(&row.id))
-            .filter(deployments::revision.eq(expected_revision)),
-    )
-    .set((
-        deployments::version.eq(&row.version),
-        deployments::owner.eq(&row.owner),
-        deployments::state.eq(row.state.as_str()),
-        deployments::status.eq(&row.status),
-        deployments::started_at.eq(row.started_at),
-        deployments::finished_at.eq(row.finished_at),
-        deployments::duration_us.eq(row.duration_us),
-        deployments::anchor_at.eq(row.anchor_at),
-        deployments::revision.eq(row.revision),
-        deployments::updated_at.eq(row.updated_at),
-        deployments::rollback.eq(row.rollback),
-    ))
-    .execute(conn)
+    let update = UpdateDeployment {
+        row,
+        expected_revision,
+    };
+    on_backend!(conn, |c| update.execute(c))
 }
+
+/// `UPDATE deployments SET … WHERE id = ? AND revision = ?`, one statement of
+/// fixed shape: diesel's own update builder marks every UPDATE as never to be
+/// cached, which would make the store path's commonest write (the finish) be
+/// parsed and planned again each time.
+struct UpdateDeployment<'a> {
+    row: &'a DeploymentRow,
+    expected_revision: i32,
+}
+
+/// One shape whatever the values: diesel caches the prepared statement by this
+/// type.
+impl diesel::query_builder::QueryId for UpdateDeployment<'_> {
+    type QueryId = UpdateDeployment<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for UpdateDeployment<'_>
+where
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<Text>
+        + diesel::sql_types::HasSqlType<BigInt>
+        + diesel::sql_types::HasSqlType<Integer>
+        + diesel::sql_types::HasSqlType<SmallInt>,
+    str: ToSql<Text, DB>,
+    String: ToSql<Text, DB>,
+    i64: ToSql<BigInt, DB>,
+    i32: ToSql<Integer, DB>,
+    i16: ToSql<SmallInt, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        let row = self.row;
+        out.push_sql("UPDATE ");
+        out.push_identifier("deployments")?;
+        let column = |out: &mut diesel::query_builder::AstPass<'_, 'b, DB>,
+                      name: &str,
+                      first: bool|
+         -> QueryResult<()> {
+            out.push_sql(if first { " SET " } else { ", " });
+            out.push_identifier(name)?;
+            out.push_sql(" = ");
+            Ok(())
+        };
+        column(&mut out, "version", true)?;
+        out.push_bind_param::<Nullable<Text>, _>(&row.version)?;
+        column(&mut out, "owner", false)?;
+        out.push_bind_param::<Nullable<Text>, _>(&row.owner)?;
+        column(&mut out, "state", false)?;
+        out.push_bind_param::<Text, _>(row.state.as_str())?;
+        column(&mut out, "status", false)?;
+        out.push_bind_param::<Nullable<Text>, _>(&row.status)?;
+        column(&mut out, "started_at", false)?;
+        out.push_bind_param::<Nullable<BigInt>, _>(&row.started_at)?;
+        column(&mut out, "finished_at", false)?;
+        out.push_bind_param::<Nullable<BigInt>, _>(&row.finished_at)?;
+        column(&mut out, "duration_us", false)?;
+        out.push_bind_param::<Nullable<BigInt>, _>(&row.duration_us)?;
+        column(&mut out, "anchor_at", false)?;
+        out.push_bind_param::<BigInt, _>(&row.anchor_at)?;
+        column(&mut out, "revision", false)?;
+        out.push_bind_param::<Integer, _>(&row.revision)?;
+        column(&mut out, "updated_at", false)?;
+        out.push_bind_param::<BigInt, _>(&row.updated_at)?;
+        column(&mut out, "rollback", false)?;
+        out.push_bind_param::<SmallInt, _>(&row.rollback)?;
+        out.push_sql(" WHERE ");
+        out.push_identifier("id")?;
+        out.push_sql(" = ");
+        out.push_bind_param::<Text, _>(&row.id)?;
+        out.push_sql(" AND ");
+        out.push_identifier("revision")?;
+        out.push_sql(" = ");
+        out.push_bind_param::<Integer, _>(&self.expected_revision)?;
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for UpdateDeployment<'_> {}
 
 /// Filters of the deployment listing and its CSV export.
 #[derive(Debug, Clone, Default)]

@@ -6,21 +6,25 @@ use deploytime_core::{Component, Environment, Phase, RecordedEvent};
 use diesel::prelude::*;
 
 use super::{Backend, Cursor, Listed};
-use crate::db::connection::DbConnection;
+use crate::db::connection::{DbConnection, on_backend};
 use crate::db::models::EventRow;
 use crate::db::schema::events;
 
 /// The stored row of the event with this id (its fingerprint settles a replay).
 pub(crate) fn find_event(conn: &mut DbConnection, id: &str) -> QueryResult<Option<EventRow>> {
-    events::table
+    // No LIMIT: the id is unique, and a bound LIMIT would make SQLite plan the
+    // statement again on every run.
+    on_backend!(conn, |c| events::table
         .filter(events::id.eq(id))
         .select(EventRow::as_select())
-        .first(conn)
-        .optional()
+        .get_result(c)
+        .optional())
 }
 
 pub(crate) fn insert_event(conn: &mut DbConnection, row: &EventRow) -> QueryResult<usize> {
-    diesel::insert_into(events::table).values(row).execute(conn)
+    on_backend!(conn, |c| diesel::insert_into(events::table)
+        .values(row)
+        .execute(c))
 }
 
 /// Several events: on MySQL in one statement (one round trip); SQLite runs in
