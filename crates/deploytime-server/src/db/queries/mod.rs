@@ -12,6 +12,9 @@ mod incidents;
 mod releases;
 mod stats;
 
+#[cfg(test)]
+mod plans;
+
 use diesel::prelude::*;
 
 use super::connection::DbConnection;
