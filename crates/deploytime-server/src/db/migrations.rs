@@ -34,3 +34,31 @@ pub fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, SetupError> {
         message,
     })
 }
+
+/// Applies the SQLite migrations up to and including the one named `last`,
+/// and no later one: the schema a release that shipped `last` left behind, for
+/// the tests of the migrations after it.
+#[cfg(test)]
+pub(crate) fn migrate_sqlite_through(url: &DatabaseUrl, last: &str) -> Result<(), String> {
+    use diesel::migration::{MigrationConnection, MigrationSource};
+    let DbConnection::Sqlite(mut conn) = url.establish().map_err(|e| e.to_string())? else {
+        return Err("not a SQLite database".into());
+    };
+    conn.setup().map_err(|e| e.to_string())?;
+    let mut migrations = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+        .map_err(|e| e.to_string())?;
+    migrations.sort_by_key(|m| m.name().to_string());
+    if !migrations.iter().any(|m| m.name().to_string() == last) {
+        return Err(format!("no migration {last}"));
+    }
+    for migration in migrations {
+        conn.run_migration(&migration).map_err(|e| e.to_string())?;
+        if migration.name().to_string() == last {
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

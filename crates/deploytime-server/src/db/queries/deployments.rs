@@ -42,7 +42,7 @@ pub(crate) fn find_latest_running(
             deployments::table
                 .filter(deployments::component.eq(component.as_str()))
                 .filter(deployments::environment.eq(environment.as_str()))
-                .filter(deployments::state.eq(DeploymentState::Running.as_str()))
+                .filter(deployments::state.eq(RunningState))
                 .order((deployments::started_at.desc(), deployments::seq.desc()))
                 .select(DeploymentRow::as_select())
         };
@@ -58,6 +58,35 @@ pub(crate) fn find_latest_running(
             .transpose(),
         #[cfg(feature = "mysql")]
         DbConnection::Mysql(c) => query!().first(c).optional(),
+    }
+}
+
+/// The state `running` written into a query's SQL as a literal: SQLite reads
+/// its partial index `deployments_running` (`WHERE state = 'running'`) only for
+/// a query that says so itself; compared with a bound value, it would plan the
+/// statement again each time the value is bound.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+struct RunningState;
+
+impl Expression for RunningState {
+    type SqlType = Text;
+}
+
+impl<QS> AppearsOnTable<QS> for RunningState {}
+
+impl<GB> diesel::expression::ValidGrouping<GB> for RunningState {
+    type IsAggregate = diesel::expression::is_aggregate::Never;
+}
+
+impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for RunningState {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        out.push_sql("'");
+        out.push_sql(DeploymentState::Running.as_str());
+        out.push_sql("'");
+        Ok(())
     }
 }
 
