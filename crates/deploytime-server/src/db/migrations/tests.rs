@@ -35,6 +35,10 @@ async fn get(server: &RunningServer, path: &str) -> Json {
     response.json().await.unwrap()
 }
 
+async fn deployment(server: &RunningServer, id: &str) -> Json {
+    get(server, &format!("/api/v1/deployments/{id}")).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ledger_of_the_previous_release_migrates_whole() {
     let database = TestDatabase::create(Backend::Sqlite).unwrap();
@@ -100,24 +104,16 @@ async fn a_ledger_of_the_previous_release_migrates_whole() {
     );
 
     // Every deployment as it was stored, under the same id.
-    let api = get(
-        &server,
-        "/api/v1/deployments/0190f3a2-7c1d-7e55-9a10-00000000a001",
-    )
-    .await;
+    let api = deployment(&server, "0190f3a2-7c1d-7e55-9a10-00000000a001").await;
     assert_eq!(api["state"], "succeeded");
     assert_eq!(api["version"], "1.0");
     assert_eq!(api["started_at"], shown(50).as_str());
     assert_eq!(api["finished_at"], shown(46).as_str());
     assert_eq!(api["duration_seconds"], 240.0);
-    let web = get(
-        &server,
-        "/api/v1/deployments/0190f3a2-7c1d-7e55-9a10-00000000a002",
-    )
-    .await;
+    let web = deployment(&server, "0190f3a2-7c1d-7e55-9a10-00000000a002").await;
     assert_eq!(web["state"], "running");
     assert_eq!(web["environment"], "staging");
-    let db = get(&server, &format!("/api/v1/deployments/{db_deployment}")).await;
+    let db = deployment(&server, &db_deployment).await;
     assert_eq!(db["state"], "running");
     assert_eq!(db["owner"], "dba");
     // Every event, under its id.
