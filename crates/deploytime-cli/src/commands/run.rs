@@ -166,9 +166,26 @@ fn signal_code(_: &ExitStatus) -> u8 {
 #[cfg(unix)]
 struct SignalForwarder {
     cancelled: Arc<AtomicBool>,
-    child: Arc<std::sync::Mutex<Option<i32>>>,
+    child: Arc<std::sync::Mutex<Forwarding>>,
     handle: Option<signal_hook::iterator::Handle>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Where a signal goes, and one that came before there was anywhere to send
+/// it. Both are read and written under one lock, so a signal that arrives as
+/// the command starts is passed on exactly once, as the signal it was.
+#[cfg(unix)]
+#[derive(Default)]
+struct Forwarding {
+    pid: Option<i32>,
+    pending: Option<nix::sys::signal::Signal>,
+}
+
+#[cfg(unix)]
+impl Forwarding {
+    fn send(pid: i32, signal: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+    }
 }
 
 #[cfg(unix)]
@@ -178,7 +195,7 @@ impl SignalForwarder {
         use signal_hook::iterator::exfiltrator::WithOrigin;
         use signal_hook::low_level::siginfo::Cause;
         let cancelled = Arc::new(AtomicBool::new(false));
-        let child: Arc<std::sync::Mutex<Option<i32>>> = Arc::default();
+        let child: Arc<std::sync::Mutex<Forwarding>> = Arc::default();
         let mut forwarder = SignalForwarder {
             cancelled: Arc::clone(&cancelled),
             child: Arc::clone(&child),
@@ -201,15 +218,21 @@ impl SignalForwarder {
                 // foreground process group, the command included. Passing it on
                 // would make it a second Ctrl-C, which some tools take as
                 // "abort at once".
-                if origin.signal == SIGINT && matches!(origin.cause, Cause::Kernel) {
+                let from_terminal =
+                    origin.signal == SIGINT && matches!(origin.cause, Cause::Kernel);
+                let Ok(signal) = nix::sys::signal::Signal::try_from(origin.signal) else {
                     continue;
-                }
-                let signal = origin.signal;
-                let pid = *child
+                };
+                let mut forwarding = child
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                if let (Some(pid), Ok(signal)) = (pid, nix::sys::signal::Signal::try_from(signal)) {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+                match forwarding.pid {
+                    Some(_) if from_terminal => {}
+                    Some(pid) => Forwarding::send(pid, signal),
+                    // The command is not started yet (so even a Ctrl-C did not
+                    // reach it): it gets the signal as soon as it is
+                    // (`forward_to`).
+                    None => forwarding.pending = Some(signal),
                 }
             }
         }));
@@ -220,15 +243,13 @@ impl SignalForwarder {
     /// at once.
     fn forward_to(&self, pid: u32) {
         let Ok(pid) = i32::try_from(pid) else { return };
-        *self
+        let mut forwarding = self
             .child
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(pid);
-        if self.cancelled() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        forwarding.pid = Some(pid);
+        if let Some(signal) = forwarding.pending.take() {
+            Forwarding::send(pid, signal);
         }
     }
 
@@ -238,8 +259,8 @@ impl SignalForwarder {
 
     /// Stops forwarding (the command has ended) and says whether a signal came.
     fn stop(mut self) -> bool {
-        if let Ok(mut pid) = self.child.lock() {
-            *pid = None;
+        if let Ok(mut forwarding) = self.child.lock() {
+            forwarding.pid = None;
         }
         if let Some(handle) = self.handle.take() {
             handle.close();
