@@ -323,8 +323,9 @@ mod tests {
     #[test]
     fn the_write_ahead_log_stays_small() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wal.db");
-        let mut conn = DatabaseUrl::Sqlite(path.clone()).establish().unwrap();
+        let mut conn = DatabaseUrl::Sqlite(dir.path().join("wal.db"))
+            .establish()
+            .unwrap();
         conn.batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
             .unwrap();
         let body = "x".repeat(3000);
@@ -340,7 +341,5 @@ mod tests {
             .len();
         // 250 pages of 4 KiB and a margin of 16: 1,089,536 bytes.
         assert!(wal <= 1_089_536, "the write-ahead log is {wal} bytes");
-        drop(conn);
-        drop(path);
     }
 }
