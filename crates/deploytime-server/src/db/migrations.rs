@@ -41,6 +41,7 @@ pub fn migrate(url: &DatabaseUrl) -> Result<Vec<String>, SetupError> {
 #[cfg(test)]
 pub(crate) fn migrate_sqlite_through(url: &DatabaseUrl, last: &str) -> Result<(), String> {
     use diesel::migration::{MigrationConnection, MigrationSource};
+    #[allow(irrefutable_let_patterns)] // irrefutable without the mysql feature
     let DbConnection::Sqlite(mut conn) = url.establish().map_err(|e| e.to_string())? else {
         return Err("not a SQLite database".into());
     };

@@ -84,6 +84,7 @@ struct SqlitePlanRow {
 
 /// What SQLite's planner says it reads for `sql`, one line per step.
 fn plan(conn: &mut DbConnection, sql: &str) -> Vec<String> {
+    #[allow(irrefutable_let_patterns)] // irrefutable without the mysql feature
     let DbConnection::Sqlite(c) = conn else {
         panic!("EXPLAIN QUERY PLAN is SQLite's");
     };
