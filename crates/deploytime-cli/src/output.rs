@@ -259,11 +259,16 @@ mod tests {
         write_deployments_csv(&mut out, &items).unwrap();
         let text = String::from_utf8(out).unwrap();
         let mut lines = text.lines();
-        assert_eq!(lines.next(), Some(DEPLOYMENT_COLUMNS.join(",").as_str()));
         assert_eq!(
             lines.next(),
             Some(
-                "0193f6a4-6c53-7d0e-9d8f-2f4b7c1e5a10,api,production,,ops,succeeded,success,2026-11-22T10:00:00.000000Z,2026-11-22T10:03:12.000000Z,192.0"
+                "id,component,environment,version,owner,state,status,started_at,finished_at,duration_seconds,rollback"
+            )
+        );
+        assert_eq!(
+            lines.next(),
+            Some(
+                "0193f6a4-6c53-7d0e-9d8f-2f4b7c1e5a10,api,production,,ops,succeeded,success,2026-11-22T10:00:00.000000Z,2026-11-22T10:03:12.000000Z,192.0,false"
             )
         );
         assert_eq!(lines.next(), None);

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 /// The columns of a deployment, in order.
-pub const DEPLOYMENT_COLUMNS: [&str; 10] = [
+pub const DEPLOYMENT_COLUMNS: [&str; 11] = [
     "id",
     "component",
     "environment",
@@ -15,6 +15,8 @@ pub const DEPLOYMENT_COLUMNS: [&str; 10] = [
     "started_at",
     "finished_at",
     "duration_seconds",
+    // Last, so that a reader of the ten columns before it keeps working.
+    "rollback",
 ];
 
 /// The columns of an event, in order (`attributes` is one JSON object).

@@ -174,7 +174,7 @@ impl DeploymentView {
     }
 
     /// The cells of its CSV row, in the order of `export::DEPLOYMENT_COLUMNS`.
-    pub fn csv_record(&self) -> [String; 10] {
+    pub fn csv_record(&self) -> [String; 11] {
         [
             self.id.to_string(),
             self.component.to_string(),
@@ -191,6 +191,7 @@ impl DeploymentView {
             self.duration_seconds
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
+            self.rollback.to_string(),
         ]
     }
 }

@@ -459,6 +459,8 @@ async fn csv_exports_match_the_json_listing(backend: Backend) {
                      "owner": "@SUM(1+1)", "attributes": {"note": "+1, \"quoted\"\nline"}}),
     )
     .await;
+    app.store(json!({"component": "rolled-back", "phase": "start", "rollback": true}))
+        .await;
     let response = app.get("/api/v1/deployments?format=csv").await;
     assert_eq!(response.status(), 200);
     assert!(
@@ -477,6 +479,7 @@ async fn csv_exports_match_the_json_listing(backend: Backend) {
         .collect();
     assert_eq!(header[0], "id");
     assert_eq!(header[9], "duration_seconds");
+    assert_eq!(header[10], "rollback");
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     let json = app.all_deployments().await;
     assert_eq!(rows.len(), json.len());
@@ -489,8 +492,12 @@ async fn csv_exports_match_the_json_listing(backend: Backend) {
             Some(seconds) => assert_eq!(row[9].parse::<f64>().unwrap(), seconds),
             None => assert_eq!(&row[9], ""),
         }
+        assert_eq!(&row[10], d["rollback"].as_bool().unwrap().to_string());
     }
-    let evil = rows.iter().find(|r| &r[1] == "evil").unwrap();
+    let rolled_back = rows.iter().find(|r| &r[1] == "rolled-back").unwrap();
+    assert_eq!(&rolled_back[10], "true");
+    assert_eq!(&evil_row(&rows)[10], "false");
+    let evil = evil_row(&rows);
     assert_eq!(&evil[3], "'=HYPERLINK(\"x\")");
     assert_eq!(&evil[4], "'@SUM(1+1)");
 
@@ -509,8 +516,9 @@ async fn csv_exports_match_the_json_listing(backend: Backend) {
     let attributes: Value = serde_json::from_str(&rows[0][10]).unwrap();
     assert_eq!(attributes["note"], "+1, \"quoted\"\nline");
     let count = csv_records(&app, "/api/v1/events?format=csv").await.len();
-    // 9 finished pairs, 1 start never finished, 1 finish never started, 1 start.
-    assert_eq!(count, 9 * 2 + 1 + 1 + 1);
+    // 9 finished pairs, 1 start never finished, 1 finish never started, and
+    // the two starts above.
+    assert_eq!(count, 9 * 2 + 1 + 1 + 2);
 }
 
 async fn components_and_removal(backend: Backend) {
@@ -622,6 +630,10 @@ async fn restores_stay_within_one_environment(backend: Backend) {
 }
 
 /// The rows (after the header) of the CSV export at `path`.
+fn evil_row(rows: &[csv::StringRecord]) -> &csv::StringRecord {
+    rows.iter().find(|r| &r[1] == "evil").unwrap()
+}
+
 async fn csv_records(app: &TestApp, path: &str) -> Vec<csv::StringRecord> {
     let text = app.get(path).await.text().await.unwrap();
     csv::Reader::from_reader(text.as_bytes())

@@ -25,7 +25,9 @@ pub(crate) fn record_commits(
     let seq: i64 = deployments::table
         .filter(deployments::id.eq(deployment_id))
         .select(deployments::seq)
-        .first(conn)?;
+        // The id is unique: no LIMIT, which SQLite would plan again on each
+        // run (a bound LIMIT may change its plan).
+        .get_result(conn)?;
     let known: Vec<String> = deployment_commits::table
         .filter(deployment_commits::deployment_seq.eq(seq))
         .select(deployment_commits::sha)
