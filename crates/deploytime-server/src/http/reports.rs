@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use deploytime_core::incident::IncidentSample;
 use deploytime_core::stats::{self, ChangeFailure, Definitions, GroupBy, Series, StatsRequest};
 use deploytime_core::time::{format_rfc3339, from_micros, to_micros};
 use deploytime_core::wire::{StatsResponse, Window};
@@ -46,6 +47,21 @@ pub(crate) async fn read_series(
         .report(move |conn| queries::stats_targets(conn, component.as_ref(), &environments))
         .await?;
     read_named(db, names, (since, until), cutoff).await
+}
+
+/// The incidents started in `[since, until)` (microseconds) of the
+/// components and environments the filters select.
+pub(crate) async fn read_incidents(
+    db: &Database,
+    component: Option<Component>,
+    environments: Vec<Environment>,
+    window: (i64, i64),
+) -> Result<Vec<IncidentSample>, ApiError> {
+    Ok(db
+        .report(move |conn| {
+            queries::incident_samples(conn, component.as_ref(), &environments, window)
+        })
+        .await?)
 }
 
 async fn read_named(
@@ -103,13 +119,8 @@ pub(crate) async fn statistics(
             .await?
     };
     let window = (to_micros(ask.since), to_micros(ask.until));
-    let incidents = {
-        let (component, environments) = (ask.component.clone(), ask.environments.clone());
-        db.report(move |conn| {
-            queries::incident_samples(conn, component.as_ref(), &environments, window)
-        })
-        .await?
-    };
+    let incidents =
+        read_incidents(db, ask.component.clone(), ask.environments.clone(), window).await?;
     if let Some(tz) = &ask.daily_in {
         let days = stats::day_count(window.0, window.1, tz);
         // Incidents of a pair without deployments make a group of their own.

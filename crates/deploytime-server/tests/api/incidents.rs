@@ -891,7 +891,70 @@ async fn both_backends_report_the_same_incident_figures() {
     assert_eq!(figures(&sqlite), figures(&mysql));
 }
 
+async fn the_dashboard_shows_incidents(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let now = Utc::now();
+    let minutes_ago = |m: i64| rfc(now - Duration::minutes(m));
+    deploy(&app, "api", "production", &minutes_ago(120)).await;
+    // api: restored in 30 minutes, and one still open; billing never deployed.
+    open(
+        &app,
+        json!({"component": "api", "started_at": minutes_ago(90),
+                      "resolved_at": minutes_ago(60)}),
+    )
+    .await;
+    open(
+        &app,
+        json!({"component": "api", "started_at": minutes_ago(10)}),
+    )
+    .await;
+    open(
+        &app,
+        json!({"component": "billing", "started_at": minutes_ago(180),
+                      "resolved_at": minutes_ago(60)}),
+    )
+    .await;
+
+    let page = scraper::Html::parse_document(&app.get("/").await.text().await.unwrap());
+    let headings: Vec<String> = page
+        .select(&scraper::Selector::parse("#components-table thead th").unwrap())
+        .map(|h| h.text().collect::<String>().trim().to_owned())
+        .collect();
+    let column = headings.iter().position(|h| h == "Incidents").unwrap();
+    let rows = crate::helpers::cells(&page, "#components-table");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0][0], "api");
+    assert_eq!(rows[0][column], "2 restored in 30m elite 1 open");
+    assert_eq!(
+        rows[1][0], "billing",
+        "a component with incidents only has its row"
+    );
+    assert_eq!(rows[1][column], "1 restored in 2h high");
+
+    let cards: Vec<String> = page
+        .select(&scraper::Selector::parse(".card").unwrap())
+        .map(|c| {
+            c.text()
+                .collect::<String>()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    // The mean of 30 minutes and 2 hours: 1 h 15 min, high (under a day).
+    for expected in [
+        "Incidents 3 (1 open)",
+        "Time to restore, by incidents 1h 15m high",
+    ] {
+        assert!(
+            cards.iter().any(|c| c.starts_with(expected)),
+            "{expected}: {cards:?}"
+        );
+    }
+}
+
 backend_tests!(
+    the_dashboard_shows_incidents,
     open_and_resolve,
     retries_and_conflicts,
     bad_input_is_refused_field_by_field,

@@ -51,6 +51,13 @@ pub(crate) struct Row {
     pub restore_level: Option<&'static str>,
     pub lead_time: String,
     pub lead_time_level: Option<&'static str>,
+    /// Incidents started in the window ("-" when none).
+    pub incidents: String,
+    /// "1 open": incidents not yet resolved, said as such.
+    pub incidents_open: Option<String>,
+    /// The mean time to restore of the resolved ones, with its level.
+    pub incident_restore: Option<String>,
+    pub incident_restore_level: Option<&'static str>,
     pub last_state: &'static str,
     pub last_age: String,
     pub sparkline: String,
@@ -78,7 +85,7 @@ struct OverviewPage {
 }
 
 /// The sortable columns: (key in the URL, heading, numeric).
-const COLUMNS: [(&str, &str, bool); 11] = [
+const COLUMNS: [(&str, &str, bool); 12] = [
     ("component", "Component", false),
     ("environment", "Environment", false),
     ("deployments", "Deployments", true),
@@ -89,6 +96,7 @@ const COLUMNS: [(&str, &str, bool); 11] = [
     ("failure", "Change failure rate", true),
     ("restore", "Time to restore", true),
     ("lead", "Lead time", true),
+    ("incidents", "Incidents", true),
     ("last", "Last deployment", false),
 ];
 
@@ -130,6 +138,18 @@ fn cards(now: &GroupStats, before: Option<&GroupStats>) -> Vec<Card> {
             previous: previous(&|g| duration(g.lead_time_seconds.total.median)),
         },
         Card {
+            name: "Incidents",
+            value: incident_count(now),
+            level: None,
+            previous: previous(&incident_count),
+        },
+        Card {
+            name: "Time to restore, by incidents",
+            value: duration(now.incidents.mean_time_to_restore_seconds),
+            level: level(now.incidents.level),
+            previous: previous(&|g| duration(g.incidents.mean_time_to_restore_seconds)),
+        },
+        Card {
             name: "Median duration",
             value: duration(now.duration_seconds.median),
             level: None,
@@ -142,6 +162,14 @@ fn cards(now: &GroupStats, before: Option<&GroupStats>) -> Vec<Card> {
             previous: previous(&|g| percent(g.success_rate)),
         },
     ]
+}
+
+/// How many incidents started, and how many of them are still open.
+fn incident_count(g: &GroupStats) -> String {
+    match g.incidents.unresolved {
+        0 => g.incidents.count.to_string(),
+        open => format!("{} ({open} open)", g.incidents.count),
+    }
 }
 
 /// The latest deployment of each series in the window: its state and start.
@@ -190,6 +218,7 @@ fn compare(a: &GroupStats, b: &GroupStats, key: &str) -> Ordering {
             a.lead_time_seconds.total.median,
             b.lead_time_seconds.total.median,
         ),
+        "incidents" => a.incidents.count.cmp(&b.incidents.count),
         _ => a.component.cmp(&b.component),
     }
 }
@@ -242,6 +271,17 @@ fn row(
         restore_level: level(g.levels.time_to_restore),
         lead_time: duration(g.lead_time_seconds.total.median),
         lead_time_level: level(g.levels.lead_time),
+        incidents: match g.incidents.count {
+            0 => "-".to_owned(),
+            count => count.to_string(),
+        },
+        incidents_open: (g.incidents.unresolved > 0)
+            .then(|| format!("{} open", g.incidents.unresolved)),
+        incident_restore: g
+            .incidents
+            .mean_time_to_restore_seconds
+            .map(|s| duration(Some(s))),
+        incident_restore_level: level(g.incidents.level),
         last_state,
         last_age: if last_state.is_empty() {
             String::new()
@@ -329,6 +369,19 @@ pub(crate) async fn overview(
         Ok(series) => series,
         Err(e) => return super::views::failed(&e),
     };
+    // Incidents of a component without deployments get a row of their own,
+    // as in `/api/v1/stats`.
+    let incidents = match reports::read_incidents(
+        &db,
+        filters.component.clone(),
+        filters.environments.clone(),
+        (previous_since, until),
+    )
+    .await
+    {
+        Ok(incidents) => incidents,
+        Err(e) => return super::views::failed(&e),
+    };
     let days = stats::day_count(since, until, &filters.tz);
     let daily = match stats::check_daily(days, series.len()) {
         Ok(()) => Some(filters.tz),
@@ -345,15 +398,16 @@ pub(crate) async fn overview(
         daily_in,
         change_failure: ChangeFailure::default(),
     };
-    let mut groups = stats::compute(
-        &series,
-        &ask(GroupBy::ComponentEnvironment, since, until, daily),
-    );
-    let total = stats::compute(&series, &ask(GroupBy::None, since, until, None));
-    let before = stats::compute(&series, &ask(GroupBy::None, previous_since, since, None));
-    if let Some(total) = total.first().filter(|t| t.deployments > 0) {
+    let figures = |request: &StatsRequest<chrono_tz::Tz>| {
+        stats::with_incidents(stats::compute(&series, request), &incidents, request)
+    };
+    let mut groups = figures(&ask(GroupBy::ComponentEnvironment, since, until, daily));
+    let total = figures(&ask(GroupBy::None, since, until, None));
+    let before = figures(&ask(GroupBy::None, previous_since, since, None));
+    let anything = |g: &&GroupStats| g.deployments > 0 || g.incidents.count > 0;
+    if let Some(total) = total.first().filter(anything) {
         view.total = Some(Total {
-            cards: cards(total, before.first().filter(|b| b.deployments > 0)),
+            cards: cards(total, before.first().filter(anything)),
         });
     }
     groups.sort_by(|a, b| {
@@ -514,7 +568,7 @@ mod tests {
         let html = view.render().unwrap();
         assert!(
             html.contains(
-                "No deployment in this window. The latest deployment started on 2026-01-02."
+                "No deployment and no incident in this window. The latest deployment started on 2026-01-02."
             ),
             "{html}"
         );
