@@ -951,6 +951,39 @@ async fn the_dashboard_shows_incidents(backend: Backend) {
             "{expected}: {cards:?}"
         );
     }
+
+    // The component's page: its own figures and its incidents, newest first.
+    let page = scraper::Html::parse_document(
+        &app.get("/component?component=api")
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let rows = crate::helpers::cells(&page, "#incidents-table");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0][0], "production");
+    assert_eq!(&rows[0][2..], ["not yet", "-"]);
+    assert_eq!(rows[1][3], "30m");
+    let cards: Vec<String> = page
+        .select(&scraper::Selector::parse(".card").unwrap())
+        .map(|c| {
+            c.text()
+                .collect::<String>()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    for expected in [
+        "Incidents 2 (1 open)",
+        "Time to restore, by incidents 30m elite",
+    ] {
+        assert!(
+            cards.iter().any(|c| c.starts_with(expected)),
+            "{expected}: {cards:?}"
+        );
+    }
 }
 
 backend_tests!(

@@ -185,6 +185,14 @@ pub(crate) struct StreakRow {
     pub restore: String,
 }
 
+/// One incident of the component, as its page lists it.
+pub(crate) struct IncidentRow {
+    pub environment: String,
+    pub started: String,
+    pub resolved: String,
+    pub restore: String,
+}
+
 pub(crate) struct DeploymentRow {
     pub link: String,
     pub started: String,
@@ -210,6 +218,8 @@ struct ComponentPage {
     histogram: Vec<(String, String, usize)>,
     streaks: Vec<StreakRow>,
     streaks_left_out: usize,
+    incidents: Vec<IncidentRow>,
+    incidents_left_out: usize,
     deployments: Vec<DeploymentRow>,
     first_page: String,
     next_page: Option<String>,
@@ -219,6 +229,8 @@ struct ComponentPage {
 const PAGE: i64 = 50;
 /// Failure streaks listed on a component's page, the most recent first.
 const STREAKS: usize = 25;
+/// Incidents listed on a component's page, the most recent first.
+const INCIDENTS: usize = 25;
 
 #[tracing::instrument(skip_all)]
 pub(crate) async fn component(
@@ -268,6 +280,8 @@ pub(crate) async fn component(
         histogram: Vec::new(),
         streaks: Vec::new(),
         streaks_left_out: 0,
+        incidents: Vec::new(),
+        incidents_left_out: 0,
         deployments: Vec::new(),
         first_page: base.clone(),
         next_page: None,
@@ -296,6 +310,17 @@ pub(crate) async fn component(
         Ok(series) => series,
         Err(e) => return failed(&e),
     };
+    let mut incidents = match reports::read_incidents(
+        &db,
+        Some(component.clone()),
+        filters.environments.clone(),
+        (since, until),
+    )
+    .await
+    {
+        Ok(incidents) => incidents,
+        Err(e) => return failed(&e),
+    };
     let request = StatsRequest {
         group_by: GroupBy::None,
         success_only: false,
@@ -304,7 +329,9 @@ pub(crate) async fn component(
         daily_in: Some(filters.tz),
         change_failure: Default::default(),
     };
-    let group = stats::compute(&series, &request).into_iter().next();
+    let group = stats::with_incidents(stats::compute(&series, &request), &incidents, &request)
+        .into_iter()
+        .next();
     if let Some(g) = &group {
         let level = |l: Option<Level>| l.map(Level::as_str);
         view.summary = Some(Summary {
@@ -338,6 +365,19 @@ pub(crate) async fn component(
                     name: "Time to restore",
                     value: duration(g.mean_time_to_restore_seconds),
                     level: level(g.levels.time_to_restore),
+                },
+                Card {
+                    name: "Incidents",
+                    value: match g.incidents.unresolved {
+                        0 => g.incidents.count.to_string(),
+                        open => format!("{} ({open} open)", g.incidents.count),
+                    },
+                    level: None,
+                },
+                Card {
+                    name: "Time to restore, by incidents",
+                    value: duration(g.incidents.mean_time_to_restore_seconds),
+                    level: level(g.incidents.level),
                 },
             ],
         });
@@ -409,6 +449,26 @@ pub(crate) async fn component(
                 |at| local(Some(from_micros(at)), &filters.tz),
             ),
             restore: duration(streak.restore_time().map(|us| us as f64 / 1e6)),
+        })
+        .collect();
+    // Newest first, as the streaks.
+    incidents.sort_by_key(|incident| std::cmp::Reverse(incident.started_at));
+    view.incidents_left_out = incidents.len().saturating_sub(INCIDENTS);
+    view.incidents = incidents
+        .into_iter()
+        .take(INCIDENTS)
+        .map(|incident| IncidentRow {
+            started: local(Some(from_micros(incident.started_at)), &filters.tz),
+            resolved: incident.resolved_at.map_or_else(
+                || "not yet".to_owned(),
+                |at| local(Some(from_micros(at)), &filters.tz),
+            ),
+            restore: duration(
+                incident
+                    .resolved_at
+                    .map(|at| (at - incident.started_at) as f64 / 1e6),
+            ),
+            environment: incident.environment,
         })
         .collect();
     // Its deployments, newest first, a page at a time (the API's listing).
