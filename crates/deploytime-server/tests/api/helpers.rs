@@ -237,16 +237,22 @@ pub fn cells(page: &scraper::Html, table: &str) -> Vec<Vec<String>> {
     let rows = scraper::Selector::parse(&format!("{table} tbody tr")).unwrap();
     let cell = scraper::Selector::parse("th, td").unwrap();
     page.select(&rows)
-        .map(|row| {
-            row.select(&cell)
-                .map(|c| {
-                    c.text()
-                        .collect::<String>()
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .collect()
-        })
+        .map(|row| row.select(&cell).map(text).collect())
         .collect()
+}
+
+/// The text of each element of a page that `css` selects, with runs of
+/// white space made one space.
+pub fn texts(page: &scraper::Html, css: &str) -> Vec<String> {
+    let selector = scraper::Selector::parse(css).unwrap();
+    page.select(&selector).map(text).collect()
+}
+
+fn text(element: scraper::ElementRef<'_>) -> String {
+    element
+        .text()
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }

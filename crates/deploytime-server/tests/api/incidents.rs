@@ -916,10 +916,7 @@ async fn the_dashboard_shows_incidents(backend: Backend) {
     .await;
 
     let page = scraper::Html::parse_document(&app.get("/").await.text().await.unwrap());
-    let headings: Vec<String> = page
-        .select(&scraper::Selector::parse("#components-table thead th").unwrap())
-        .map(|h| h.text().collect::<String>().trim().to_owned())
-        .collect();
+    let headings = crate::helpers::texts(&page, "#components-table thead th");
     let column = headings.iter().position(|h| h == "Incidents").unwrap();
     let rows = crate::helpers::cells(&page, "#components-table");
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -931,26 +928,14 @@ async fn the_dashboard_shows_incidents(backend: Backend) {
     );
     assert_eq!(rows[1][column], "1 restored in 2h high");
 
-    let cards: Vec<String> = page
-        .select(&scraper::Selector::parse(".card").unwrap())
-        .map(|c| {
-            c.text()
-                .collect::<String>()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
     // The mean of 30 minutes and 2 hours: 1 h 15 min, high (under a day).
-    for expected in [
-        "Incidents 3 (1 open)",
-        "Time to restore, by incidents 1h 15m high",
-    ] {
-        assert!(
-            cards.iter().any(|c| c.starts_with(expected)),
-            "{expected}: {cards:?}"
-        );
-    }
+    assert_cards(
+        &page,
+        &[
+            "Incidents 3 (1 open)",
+            "Time to restore, by incidents 1h 15m high",
+        ],
+    );
 
     // The component's page: its own figures and its incidents, newest first.
     let page = scraper::Html::parse_document(
@@ -965,20 +950,19 @@ async fn the_dashboard_shows_incidents(backend: Backend) {
     assert_eq!(rows[0][0], "production");
     assert_eq!(&rows[0][2..], ["not yet", "-"]);
     assert_eq!(rows[1][3], "30m");
-    let cards: Vec<String> = page
-        .select(&scraper::Selector::parse(".card").unwrap())
-        .map(|c| {
-            c.text()
-                .collect::<String>()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
-    for expected in [
-        "Incidents 2 (1 open)",
-        "Time to restore, by incidents 30m elite",
-    ] {
+    assert_cards(
+        &page,
+        &[
+            "Incidents 2 (1 open)",
+            "Time to restore, by incidents 30m elite",
+        ],
+    );
+}
+
+/// Fails unless, for each of `expected`, a card of the page starts with it.
+fn assert_cards(page: &scraper::Html, expected: &[&str]) {
+    let cards = crate::helpers::texts(page, ".card");
+    for expected in expected {
         assert!(
             cards.iter().any(|c| c.starts_with(expected)),
             "{expected}: {cards:?}"

@@ -406,19 +406,13 @@ async fn the_dashboard_shows_lead_time_beside_the_other_keys(backend: Backend) {
     .await;
     deploy(&app, "web", now - Duration::hours(1), 60, "success", vec![]).await;
     let page = scraper::Html::parse_document(&app.get("/").await.text().await.unwrap());
-    let headings: Vec<String> = page
-        .select(&scraper::Selector::parse("#components-table thead th").unwrap())
-        .map(|h| h.text().collect::<String>().trim().to_owned())
-        .collect();
+    let headings = crate::helpers::texts(&page, "#components-table thead th");
     let lead = headings.iter().position(|h| h == "Lead time").unwrap();
     let rows = crate::helpers::cells(&page, "#components-table");
     // 5 h 10 min: elite (under a day); web shipped no commits: no figure.
     assert!(rows[0][lead].ends_with("elite"), "{:?}", rows[0]);
     assert_eq!(rows[1][lead], "-", "{:?}", rows[1]);
-    let cards: Vec<String> = page
-        .select(&scraper::Selector::parse(".card").unwrap())
-        .map(|c| c.text().collect::<Vec<_>>().join(" "))
-        .collect();
+    let cards = crate::helpers::texts(&page, ".card");
     assert!(
         cards
             .iter()
