@@ -1,71 +1,128 @@
-//! Every secondary index has a query that needs it: each query below is the
-//! SQL one of this module's functions sends (written out, with literals for
-//! its values), and the test asks SQLite's planner (`EXPLAIN QUERY PLAN`)
-//! which index it reads. An index no query names here is one too many to
-//! write on every store call; a query that stops using its index is a full
-//! scan waiting for a large database. Both backends must have exactly these
-//! indexes (MariaDB's planner chooses by row counts, so on an empty test
-//! database its EXPLAIN would not say what it does on a large one).
+//! Every secondary index has a query that needs it: each function below is
+//! run on a SQLite connection that records the SQL it sends, and the test
+//! asks SQLite's planner (`EXPLAIN QUERY PLAN`) whether that SQL reads the
+//! index. An index no function needs here is one too many to write on every
+//! store call; a query that stops using its index is a full scan waiting for
+//! a large database. Both backends must have exactly these indexes
+//! (MariaDB's planner chooses by row counts, so on an empty test database its
+//! EXPLAIN would not say what it does on a large one).
 
+use std::sync::{Arc, Mutex};
+
+use deploytime_core::{AbandonCutoff, Component, Environment};
+use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
+use super::{DeploymentFilter, EventFilter};
 use crate::backend_tests;
 use crate::db::connection::DbConnection;
 use crate::db::migrations::migrate;
 use crate::testing::{Backend, TestDatabase};
 
-/// (the function that sends it, the query, the index its plan must read).
-const NEEDS: &[(&str, &str, &str)] = &[
+const ID: &str = "0190f3a2-7c1d-7e55-9a10-2b3c4d5e6f70";
+
+fn api() -> Component {
+    Component::parse("api").unwrap()
+}
+
+fn production() -> Environment {
+    Environment::parse("production").unwrap()
+}
+
+/// Runs one query function; its result does not matter, its SQL does.
+type Run = fn(&mut DbConnection);
+
+/// (the function, how the test runs it, the index its plan must read).
+const NEEDS: &[(&str, Run, &str)] = &[
     (
         "find_deployment_row",
-        "SELECT seq FROM deployments WHERE id = '0190f3a2-7c1d-7e55-9a10-2b3c4d5e6f70'",
+        |c| drop(super::find_deployment_row(c, ID).unwrap()),
         "deployments_id",
     ),
     (
         "find_latest_running",
-        "SELECT seq FROM deployments WHERE component = 'api' AND environment = 'production' \
-         AND state = 'running' ORDER BY started_at DESC, seq DESC",
+        |c| drop(super::find_latest_running(c, &api(), &production()).unwrap()),
         "deployments_running",
     ),
     (
         "stats_samples",
-        "SELECT state, started_at, finished_at, duration_us, anchor_at, rollback FROM deployments \
-         WHERE component = 'api' AND environment = 'production' AND anchor_at >= 0 AND anchor_at < 10",
+        |c| {
+            let cutoff = AbandonCutoff::NEVER;
+            drop(super::stats_samples(c, &api(), &production(), (0, 10), &cutoff).unwrap())
+        },
         "deployments_component_anchor",
     ),
     (
         "list_deployments (component only)",
-        "SELECT seq FROM deployments WHERE component = 'api' ORDER BY anchor_at DESC, seq DESC LIMIT 50",
+        |c| {
+            let filter = DeploymentFilter {
+                component: Some(api()),
+                ..Default::default()
+            };
+            drop(super::list_deployments(c, &filter, None, None, 50).unwrap())
+        },
         "deployments_component_only_anchor",
     ),
     (
         "list_deployments (no filter)",
-        "SELECT seq FROM deployments WHERE anchor_at >= 0 ORDER BY anchor_at DESC, seq DESC LIMIT 50",
+        |c| drop(super::list_deployments(c, &DeploymentFilter::default(), None, None, 50).unwrap()),
         "deployments_anchor",
     ),
     (
         "find_event",
-        "SELECT seq FROM events WHERE id = '0190f3a2-7c1d-7e55-9a10-2b3c4d5e6f70'",
+        |c| drop(super::find_event(c, ID).unwrap()),
         "events_id",
     ),
     (
         "events_of_deployment",
-        "SELECT seq FROM events WHERE deployment_id = '0190f3a2-7c1d-7e55-9a10-2b3c4d5e6f70' ORDER BY seq",
+        |c| drop(super::events_of_deployment(c, ID).unwrap()),
         "events_deployment",
     ),
     (
-        "list_events (component)",
-        "SELECT seq FROM events WHERE component = 'api' AND environment = 'production' \
-         ORDER BY occurred_at DESC, seq DESC LIMIT 50",
+        "list_events (component and environment)",
+        |c| {
+            let filter = EventFilter {
+                component: Some(api()),
+                environments: vec![production()],
+                ..Default::default()
+            };
+            drop(super::list_events(c, &filter, None, None, 50).unwrap())
+        },
         "events_component_occurred",
     ),
     (
         "list_events (no filter)",
-        "SELECT seq FROM events WHERE occurred_at >= 0 ORDER BY occurred_at DESC, seq DESC LIMIT 50",
+        |c| drop(super::list_events(c, &EventFilter::default(), None, None, 50).unwrap()),
         "events_occurred",
     ),
 ];
+
+/// The SQL of every statement `run` sends on `conn`, as diesel reports it to
+/// the connection's instrumentation (its text up to diesel's `-- binds:`
+/// note; parameters stay `?`, which the planner takes as unknown values).
+fn sent(conn: &mut DbConnection, run: Run) -> Vec<String> {
+    #[allow(irrefutable_let_patterns)] // irrefutable without the mysql feature
+    let DbConnection::Sqlite(sqlite) = conn else {
+        panic!("the plans are SQLite's");
+    };
+    let statements = Arc::new(Mutex::new(Vec::new()));
+    let record = statements.clone();
+    sqlite.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            let text = query.to_string();
+            let sql = text.split(" -- binds: ").next().unwrap_or_default();
+            record.lock().unwrap().push(sql.to_owned());
+        }
+    });
+    run(conn);
+    #[allow(irrefutable_let_patterns)] // irrefutable without the mysql feature
+    let DbConnection::Sqlite(sqlite) = conn else {
+        unreachable!("checked above");
+    };
+    sqlite.set_instrumentation(None::<Box<dyn Instrumentation>>);
+    statements.lock().unwrap().clone()
+}
 
 /// SQLite names the index of a UNIQUE column after the table, not the key.
 fn sqlite_name(index: &str) -> &str {
@@ -101,7 +158,10 @@ fn every_index_has_a_query_that_reads_it() {
     let database = TestDatabase::create(Backend::Sqlite).unwrap();
     migrate(&database.url).unwrap();
     let mut conn = database.url.establish().unwrap();
-    for (function, sql, index) in NEEDS {
+    for (function, run, index) in NEEDS {
+        let statements = sent(&mut conn, *run);
+        assert_eq!(statements.len(), 1, "{function} sent {statements:?}");
+        let sql = &statements[0];
         let steps = plan(&mut conn, sql);
         let wanted = sqlite_name(index);
         assert!(
