@@ -247,8 +247,31 @@ async fn a_person_reads_the_apis_figures_and_follows_the_filters() {
     let (server, _database) = seeded(|_| {}).await;
     let driver = chromedriver();
     let client = browser(&driver).await;
+    // Two incidents of one component, one of them still open.
+    let hours_ago = |h: i64| {
+        (chrono::Utc::now() - chrono::Duration::hours(h))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    for incident in [
+        json!({"component": "service-001", "environment": "production",
+               "started_at": hours_ago(5), "resolved_at": hours_ago(4)}),
+        json!({"component": "service-001", "environment": "production",
+               "started_at": hours_ago(1)}),
+    ] {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v1/incidents", server.url))
+            .json(&incident)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
 
     client.goto(&format!("{}/", server.url)).await.unwrap();
+    let headings = text_of(&client, "#components-table thead tr")
+        .await
+        .remove(0);
+    let incidents_column = headings.iter().position(|h| h == "Incidents").unwrap();
     let rows = text_of(&client, "#components-table tbody tr").await;
     let stats = api(&server.url, "/api/v1/stats?group_by=component,environment").await;
     let groups = stats["groups"].as_array().unwrap();
@@ -263,7 +286,29 @@ async fn a_person_reads_the_apis_figures_and_follows_the_filters() {
         assert_eq!(row[2], group["deployments"].to_string(), "{row:?}");
         let rate = group["success_rate"].as_f64().unwrap();
         assert_eq!(row[3], format!("{:.0}%", rate * 100.0), "{row:?}");
+        let incidents = &group["incidents"];
+        let shown = row[incidents_column].split(' ').next().unwrap();
+        match incidents["count"].as_u64().unwrap() {
+            0 => assert_eq!(shown, "-", "{row:?}"),
+            count => {
+                assert_eq!(shown, count.to_string(), "{row:?}");
+                let open = incidents["unresolved"].as_u64().unwrap();
+                assert_eq!(
+                    row[incidents_column].ends_with(&format!("{open} open")),
+                    open > 0,
+                    "{row:?}"
+                );
+            }
+        }
     }
+    let with_incidents = rows
+        .iter()
+        .find(|row| row[0] == "service-001" && row[1] == "production")
+        .unwrap();
+    assert!(
+        with_incidents[incidents_column].starts_with("2 restored in 1h"),
+        "{with_incidents:?}"
+    );
     check_page_is_clean(&client, &server.url).await;
     screenshot(&client, "overview").await;
 
