@@ -1,7 +1,9 @@
 //! The store path's limit without HTTP: the same validation, the same pooled
 //! connections and the same transactions (group commit included) as
-//! `POST /api/v1/events`, driven by N concurrent tasks for a fixed time. `bench/store.sh` compares the server's
-//! throughput with this figure.
+//! `POST /api/v1/events`, driven by N concurrent tasks for a fixed time with
+//! the same sequence of events as `bench/store.lua` sends (the same components,
+//! as many in flight). `bench/store.sh` compares the server's throughput with
+//! this figure.
 //!
 //!     cargo run --release --features mysql --example store_limit -- URL CONCURRENCY SECONDS [POOL]
 
@@ -33,15 +35,21 @@ async fn main() -> anyhow::Result<()> {
     let failed = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
+    // The same sequence of events as bench/store.lua: wrk runs one thread per
+    // connection up to two, and each thread's connections share one counter,
+    // which walks 1,000 components per thread, a start and then its finish.
+    let groups = concurrency.clamp(1, 2);
+    let counters: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let workers: Vec<_> = (0..concurrency)
         .map(|worker| {
             let (db, stored, failed) = (db.clone(), stored.clone(), failed.clone());
+            let counters = counters.clone();
+            let group = worker % groups;
+            let counter = if group == 0 { 0 } else { 1 };
             tokio::spawn(async move {
-                let mut i: u64 = 0;
                 while Instant::now() < deadline {
-                    // The same alternation as the HTTP load: a start, then the finish
-                    // that closes it by component.
-                    let component = format!("limit-{worker}-{}", (i / 2) % 1000);
+                    let i = counters[counter].fetch_add(1, Ordering::Relaxed);
+                    let component = format!("bench-{group}-{}", (i / 2) % 1000);
                     let input = EventInput {
                         component: Some(component),
                         phase: Some(
@@ -55,7 +63,6 @@ async fn main() -> anyhow::Result<()> {
                         status: (i % 2 == 1).then(|| "success".into()),
                         ..Default::default()
                     };
-                    i += 1;
                     let now = Utc::now();
                     let Ok(event) = input.validate(now) else {
                         failed.fetch_add(1, Ordering::Relaxed);
