@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reporting benchmark: seeds synthetic history (200 components x 3 environments,
-# 1,000,000 deployments over two years by default) into SQLite and MySQL, starts
+# 1,000,000 deployments over two years by default, with the incidents some failed
+# production deployments open) into SQLite and MySQL, starts
 # the release server on each, and measures /api/v1/stats, the CSV export, and
 # the dashboard's overview and busiest component's page.
 #

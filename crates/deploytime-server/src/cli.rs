@@ -33,7 +33,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
-    /// Write synthetic deployment history into the database (for benchmarks).
+    /// Write synthetic deployment history (deployments, their events, and
+    /// incidents after some failed production deployments) into the database,
+    /// for benchmarks.
     Seed(SeedArgs),
     /// Manage API tokens: create (shown once), list, revoke.
     #[command(subcommand)]

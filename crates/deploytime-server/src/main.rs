@@ -46,9 +46,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(LogFormat::Text);
             let url = DatabaseUrl::parse(&args.database.database_url)?;
             let started = std::time::Instant::now();
-            let written = db::seed::seed(&url, &args.plan())?;
+            let seeded = db::seed::seed(&url, &args.plan())?;
             eprintln!(
-                "seeded {written} deployments in {:.1}s",
+                "seeded {} deployments and {} incidents in {:.1}s",
+                seeded.deployments,
+                seeded.incidents,
                 started.elapsed().as_secs_f64()
             );
             Ok(())

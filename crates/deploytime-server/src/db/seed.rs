@@ -1,11 +1,16 @@
 //! `deploytime-server seed`: writes realistic synthetic history straight into the
 //! database, for the reporting benchmark. Deterministic for a given seed, so two
 //! runs measure the same data.
+//!
+//! The history has incidents too: some failed production deployments break
+//! their component, from the failure until a restore between 5 minutes and 8
+//! hours later (spread evenly on a log scale); one whose restore would lie in
+//! the future is still open.
 
 use chrono::{Duration, Utc};
 use deploytime_core::DeploymentState;
 use deploytime_core::time::to_micros;
-use diesel::{Connection, RunQueryDsl};
+use diesel::{Connection, ExpressionMethods, RunQueryDsl};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
@@ -14,7 +19,7 @@ use super::connection::{DatabaseUrl, DbConnection};
 use super::error::SetupError;
 use super::migrations::migrate;
 use super::models::{DeploymentRow, EventRow};
-use super::schema::{deployments, events};
+use super::schema::{deployments, events, incidents};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +60,24 @@ pub enum SeedError {
 const ENVIRONMENTS: &[&str] = &["production", "staging", "qa", "dev", "eu", "us"];
 /// Rows per insert statement and per transaction.
 const BATCH: usize = 500;
+/// The share of failed production deployments that open an incident.
+const INCIDENT_CHANCE: f64 = 0.3;
+/// The shortest and the longest time to restore, in seconds.
+const RESTORE_SECONDS: (f64, f64) = (300.0, 8.0 * 3600.0);
 
-/// Writes the history; returns the number of deployments written.
-pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<u64, SeedError> {
+/// What a seeding run wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seeded {
+    pub deployments: u64,
+    pub incidents: u64,
+}
+
+/// An incident row as the seed writes it: id, component, environment, cause,
+/// started, resolved.
+type IncidentSeed = (String, String, String, String, i64, Option<i64>);
+
+/// Writes the history.
+pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<Seeded, SeedError> {
     migrate(url)?;
     let mut conn = url.establish()?;
     let mut rng = SmallRng::seed_from_u64(args.seed);
@@ -72,11 +92,14 @@ pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<u64, SeedError> {
         .map(|_| rng.random_range(30.0..1200.0))
         .collect();
     let step = span_us / i64::try_from(args.deployments.max(1)).unwrap_or(i64::MAX);
+    let now_us = to_micros(now);
     let mut written = 0u64;
+    let mut incidents_written = 0u64;
     while written < args.deployments {
         let n = (args.deployments - written).min(BATCH as u64);
         let mut deployment_rows = Vec::with_capacity(n as usize);
         let mut event_rows = Vec::with_capacity(2 * n as usize);
+        let mut incident_rows: Vec<IncidentSeed> = Vec::new();
         for i in 0..n {
             let index = written + i;
             let component_index = rng.random_range(0..typical.len());
@@ -102,6 +125,22 @@ pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<u64, SeedError> {
             };
             let id = Uuid::new_v4().to_string();
             let finished = started + duration;
+            if state == DeploymentState::Failed
+                && environment == "production"
+                && rng.random_bool(INCIDENT_CHANCE)
+            {
+                let (shortest, longest) = RESTORE_SECONDS;
+                let restore = (rng.random_range(shortest.ln()..longest.ln()).exp() * 1e6) as i64;
+                let resolved = finished + restore;
+                incident_rows.push((
+                    Uuid::new_v4().to_string(),
+                    component.clone(),
+                    environment.clone(),
+                    id.clone(),
+                    finished,
+                    (resolved <= now_us).then_some(resolved),
+                ));
+            }
             deployment_rows.push(DeploymentRow {
                 id: id.clone(),
                 component: component.clone(),
@@ -146,6 +185,25 @@ pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<u64, SeedError> {
                 });
             }
         }
+        let incident_values: Vec<_> = incident_rows
+            .iter()
+            .map(|(id, component, environment, cause, started, resolved)| {
+                (
+                    incidents::id.eq(id),
+                    incidents::component.eq(component),
+                    incidents::environment.eq(environment),
+                    incidents::title.eq(Some("Deployment failed")),
+                    incidents::summary.eq(None::<String>),
+                    incidents::cause_deployment_id.eq(Some(cause)),
+                    incidents::started_at.eq(*started),
+                    incidents::resolved_at.eq(*resolved),
+                    incidents::fingerprint.eq(id),
+                    incidents::created_by.eq("seed"),
+                    incidents::created_at.eq(*started),
+                    incidents::updated_at.eq(resolved.unwrap_or(*started)),
+                )
+            })
+            .collect();
         // Multi-row inserts are backend-specific in diesel, so each backend's own
         // connection runs them: this is bulk loading, not a query the API uses.
         macro_rules! insert_batch {
@@ -157,6 +215,11 @@ pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<u64, SeedError> {
                     diesel::insert_into(events::table)
                         .values(&event_rows)
                         .execute(c)?;
+                    if !incident_rows.is_empty() {
+                        diesel::insert_into(incidents::table)
+                            .values(&incident_values)
+                            .execute(c)?;
+                    }
                     Ok::<_, diesel::result::Error>(())
                 })
             };
@@ -167,9 +230,13 @@ pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<u64, SeedError> {
             DbConnection::Mysql(c) => insert_batch!(c)?,
         }
         written += n;
+        incidents_written += incident_rows.len() as u64;
         if written % 100_000 < n {
             tracing::info!(written, "seeding");
         }
     }
-    Ok(written)
+    Ok(Seeded {
+        deployments: written,
+        incidents: incidents_written,
+    })
 }

@@ -657,7 +657,85 @@ async fn seed_deployments(app: &TestApp, deployments: u64) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(seeded, deployments);
+    assert_eq!(seeded.deployments, deployments);
+}
+
+/// The seeded history's incidents, read back through the API: each is caused by
+/// a failed production deployment of its component, starts at that
+/// deployment's finish and is restored 5 minutes to 8 hours later (or is still
+/// open); about three in ten such failures have one, and the statistics count
+/// the same incidents the listing shows.
+async fn seeded_history_has_incidents_of_failed_deployments(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    seed_deployments(&app, 3_000).await;
+    let since = rfc(Utc::now() - Duration::days(40));
+    let rows = csv_records(
+        &app,
+        "/api/v1/deployments?format=csv&environment=production",
+    )
+    .await;
+    let failed: std::collections::BTreeMap<&str, &csv::StringRecord> = rows
+        .iter()
+        .filter(|r| &r[5] == "failed")
+        .map(|r| (&r[0], r))
+        .collect();
+    assert!(
+        failed.len() > 50,
+        "{} failed production deployments",
+        failed.len()
+    );
+
+    let listing = app
+        .get_json(&format!("/api/v1/incidents?limit=1000&since={since}"))
+        .await;
+    let incidents = listing["items"].as_array().unwrap();
+    assert!(listing["next_cursor"].is_null(), "more than one page");
+    let share = incidents.len() as f64 / failed.len() as f64;
+    assert!(
+        (0.15..=0.45).contains(&share),
+        "{} incidents for {} failures",
+        incidents.len(),
+        failed.len()
+    );
+    for incident in incidents {
+        let cause = incident["cause_deployment_id"].as_str().unwrap();
+        let deployment = failed
+            .get(cause)
+            .unwrap_or_else(|| panic!("{incident}: not caused by a failed production deployment"));
+        assert_eq!(incident["component"], &deployment[1]);
+        assert_eq!(incident["environment"], "production");
+        let started =
+            DateTime::parse_from_rfc3339(incident["started_at"].as_str().unwrap()).unwrap();
+        let finished = DateTime::parse_from_rfc3339(&deployment[8]).unwrap();
+        assert_eq!(started, finished, "{incident}");
+        match incident["resolved_at"].as_str() {
+            Some(resolved) => {
+                let restore = DateTime::parse_from_rfc3339(resolved).unwrap() - started;
+                assert!(
+                    (Duration::minutes(5)..=Duration::hours(8)).contains(&restore),
+                    "{incident}"
+                );
+                assert_eq!(incident["state"], "resolved");
+            }
+            None => {
+                assert_eq!(incident["state"], "open");
+                assert!(started + Duration::hours(8) > Utc::now(), "{incident}");
+            }
+        }
+    }
+
+    let stats = app
+        .get_json(&format!(
+            "/api/v1/stats?since={since}&environment=production"
+        ))
+        .await;
+    let counted: u64 = stats["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["incidents"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, incidents.len() as u64, "{stats}");
 }
 
 /// Exports longer than one page of the export (5,000 rows), seeded straight into
@@ -713,6 +791,7 @@ backend_tests!(
     daily_buckets_are_bounded,
     an_empty_window_names_the_latest_deployment,
     long_exports_span_pages_without_gaps,
+    seeded_history_has_incidents_of_failed_deployments,
     stats_match_an_independent_computation,
     stats_groupings_and_empty_groups,
     restores_stay_within_one_environment,
