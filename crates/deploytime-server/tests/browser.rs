@@ -247,15 +247,16 @@ async fn a_person_reads_the_apis_figures_and_follows_the_filters() {
     let (server, _database) = seeded(|_| {}).await;
     let driver = chromedriver();
     let client = browser(&driver).await;
-    // Two incidents of one component, one of them still open.
+    // The seeded history has incidents in production only; two more of one
+    // component in staging, one of them still open.
     let hours_ago = |h: i64| {
         (chrono::Utc::now() - chrono::Duration::hours(h))
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     };
     for incident in [
-        json!({"component": "service-001", "environment": "production",
+        json!({"component": "service-001", "environment": "staging",
                "started_at": hours_ago(5), "resolved_at": hours_ago(4)}),
-        json!({"component": "service-001", "environment": "production",
+        json!({"component": "service-001", "environment": "staging",
                "started_at": hours_ago(1)}),
     ] {
         let response = reqwest::Client::new()
@@ -303,11 +304,17 @@ async fn a_person_reads_the_apis_figures_and_follows_the_filters() {
     }
     let with_incidents = rows
         .iter()
-        .find(|row| row[0] == "service-001" && row[1] == "production")
+        .find(|row| row[0] == "service-001" && row[1] == "staging")
         .unwrap();
     assert!(
         with_incidents[incidents_column].starts_with("2 restored in 1h"),
         "{with_incidents:?}"
+    );
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["environment"] == "production" && g["incidents"]["count"] != 0),
+        "no seeded incident in the window: {stats}"
     );
     check_page_is_clean(&client, &server.url).await;
     screenshot(&client, "overview").await;
