@@ -16,7 +16,7 @@ use deploytime_core::time::to_micros;
 
 use super::filters::PageFilters;
 use super::frame::{Chrome, page, query_pairs};
-use super::views::{FilterForm, age, duration, per_day, percent};
+use super::views::{FilterForm, age, duration, incident_count, per_day, percent};
 use super::{charts, session};
 use crate::db::Database;
 use crate::http::HttpSettings;
@@ -162,14 +162,6 @@ fn cards(now: &GroupStats, before: Option<&GroupStats>) -> Vec<Card> {
             previous: previous(&|g| percent(g.success_rate)),
         },
     ]
-}
-
-/// How many incidents started, and how many of them are still open.
-fn incident_count(g: &GroupStats) -> String {
-    match g.incidents.unresolved {
-        0 => g.incidents.count.to_string(),
-        open => format!("{} ({open} open)", g.incidents.count),
-    }
 }
 
 /// The latest deployment of each series in the window: its state and start.

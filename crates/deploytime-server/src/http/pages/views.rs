@@ -37,6 +37,14 @@ pub(crate) fn duration(seconds: Option<f64>) -> String {
     }
 }
 
+/// How many incidents started, and how many of them are still open: `3 (1 open)`.
+pub(crate) fn incident_count(g: &stats::GroupStats) -> String {
+    match g.incidents.unresolved {
+        0 => g.incidents.count.to_string(),
+        open => format!("{} ({open} open)", g.incidents.count),
+    }
+}
+
 pub(crate) fn percent(ratio: Option<f64>) -> String {
     ratio.map_or_else(|| "-".to_owned(), |r| format!("{:.0}%", r * 100.0))
 }
@@ -368,10 +376,7 @@ pub(crate) async fn component(
                 },
                 Card {
                     name: "Incidents",
-                    value: match g.incidents.unresolved {
-                        0 => g.incidents.count.to_string(),
-                        open => format!("{} ({open} open)", g.incidents.count),
-                    },
+                    value: incident_count(g),
                     level: None,
                 },
                 Card {
