@@ -72,10 +72,6 @@ pub struct Seeded {
     pub incidents: u64,
 }
 
-/// An incident row as the seed writes it: id, component, environment, cause,
-/// started, resolved.
-type IncidentSeed = (String, String, String, String, i64, Option<i64>);
-
 /// Writes the history.
 pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<Seeded, SeedError> {
     migrate(url)?;
@@ -99,7 +95,7 @@ pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<Seeded, SeedError> {
         let n = (args.deployments - written).min(BATCH as u64);
         let mut deployment_rows = Vec::with_capacity(n as usize);
         let mut event_rows = Vec::with_capacity(2 * n as usize);
-        let mut incident_rows: Vec<IncidentSeed> = Vec::new();
+        let mut incident_rows = Vec::new();
         for i in 0..n {
             let index = written + i;
             let component_index = rng.random_range(0..typical.len());
@@ -131,14 +127,21 @@ pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<Seeded, SeedError> {
             {
                 let (shortest, longest) = RESTORE_SECONDS;
                 let restore = (rng.random_range(shortest.ln()..longest.ln()).exp() * 1e6) as i64;
-                let resolved = finished + restore;
+                let resolved = Some(finished + restore).filter(|at| *at <= now_us);
+                let incident_id = Uuid::new_v4().to_string();
                 incident_rows.push((
-                    Uuid::new_v4().to_string(),
-                    component.clone(),
-                    environment.clone(),
-                    id.clone(),
-                    finished,
-                    (resolved <= now_us).then_some(resolved),
+                    incidents::id.eq(incident_id.clone()),
+                    incidents::component.eq(component.clone()),
+                    incidents::environment.eq(environment.clone()),
+                    incidents::title.eq(Some("Deployment failed")),
+                    incidents::summary.eq(None::<String>),
+                    incidents::cause_deployment_id.eq(Some(id.clone())),
+                    incidents::started_at.eq(finished),
+                    incidents::resolved_at.eq(resolved),
+                    incidents::fingerprint.eq(incident_id),
+                    incidents::created_by.eq("seed"),
+                    incidents::created_at.eq(finished),
+                    incidents::updated_at.eq(resolved.unwrap_or(finished)),
                 ));
             }
             deployment_rows.push(DeploymentRow {
@@ -185,25 +188,6 @@ pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<Seeded, SeedError> {
                 });
             }
         }
-        let incident_values: Vec<_> = incident_rows
-            .iter()
-            .map(|(id, component, environment, cause, started, resolved)| {
-                (
-                    incidents::id.eq(id),
-                    incidents::component.eq(component),
-                    incidents::environment.eq(environment),
-                    incidents::title.eq(Some("Deployment failed")),
-                    incidents::summary.eq(None::<String>),
-                    incidents::cause_deployment_id.eq(Some(cause)),
-                    incidents::started_at.eq(*started),
-                    incidents::resolved_at.eq(*resolved),
-                    incidents::fingerprint.eq(id),
-                    incidents::created_by.eq("seed"),
-                    incidents::created_at.eq(*started),
-                    incidents::updated_at.eq(resolved.unwrap_or(*started)),
-                )
-            })
-            .collect();
         // Multi-row inserts are backend-specific in diesel, so each backend's own
         // connection runs them: this is bulk loading, not a query the API uses.
         macro_rules! insert_batch {
@@ -217,7 +201,7 @@ pub fn seed(url: &DatabaseUrl, args: &SeedPlan) -> Result<Seeded, SeedError> {
                         .execute(c)?;
                     if !incident_rows.is_empty() {
                         diesel::insert_into(incidents::table)
-                            .values(&incident_values)
+                            .values(&incident_rows)
                             .execute(c)?;
                     }
                     Ok::<_, diesel::result::Error>(())
