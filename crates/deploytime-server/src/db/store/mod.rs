@@ -247,9 +247,13 @@ fn attempt(
         None => (None, 0, to_micros(received_at)),
     };
 
-    let event = pairing::stamped(event, target.as_ref(), Utc::now());
+    let stamped = pairing::stamped(event, target.as_ref(), Utc::now());
     let now = to_micros(received_at);
-    let pairing = pair(&event, target, Uuid::now_v7()).map_err(fail)?;
+    let pairing = match pair(&stamped, target, Uuid::now_v7()) {
+        Ok(pairing) => pairing,
+        Err(refused) => return refused_unless_stored_meanwhile(conn, event, refused),
+    };
+    let event = stamped;
     let deployment_row = match &pairing {
         deploytime_core::Pairing::Insert(d) => {
             let row = DeploymentRow::from_deployment(d, 0, now, now);
@@ -276,6 +280,27 @@ fn attempt(
         }
     }
     Ok((event_row, deployment_row, false))
+}
+
+/// A pairing refusal, unless the same event id was committed by another
+/// transaction between this attempt's ledger lookup and its target's: MySQL
+/// runs several committers, each statement reading what is committed when it
+/// runs, so a retried call racing its original can find the ledger without
+/// the event and then the deployment the original already started or
+/// finished. That call is the original's replay, not a conflict. (The
+/// deployment and its ledger row commit together, so a target that shows the
+/// original's write means its ledger row is visible too.)
+fn refused_unless_stored_meanwhile(
+    conn: &mut DbConnection,
+    event: &NewEvent,
+    refused: PairingError,
+) -> Result<(EventRow, DeploymentRow, bool), AttemptError> {
+    if let Some(event_id) = event.event_id
+        && let Some(existing) = queries::find_event(conn, &event_id.to_string())?
+    {
+        return replay(conn, event, existing);
+    }
+    Err(fail(refused))
 }
 
 /// The same event id again: the original result if it is the same call, a
